@@ -1,0 +1,92 @@
+/**
+ * The check API every grader uses. A check is one Vitest test that carries its
+ * rubric data (tier, weight, hint, lesson section, visibility) as task meta, so
+ * the grading engine and the site read the rubric from the graders themselves.
+ *
+ *   const grader = defineGrader<SerdeApi>({ lesson: "lesson-11", unit: "serde", exports: ["dumpsTyped", "loadsTyped"] });
+ *   grader.core("round-trips every JSON value", { hint: "...", section: "typed-tags" }, async (api) => { ... });
+ */
+import { test } from "vitest";
+import { loadImplementation } from "./implementation.ts";
+
+export type Tier = "core" | "excellence";
+export type Visibility = "public" | "hidden";
+
+export interface CheckMeta {
+  lesson: string;
+  unit: string;
+  tier: Tier;
+  weight: number;
+  /** What to change, in one or two sentences. */
+  hint: string;
+  /** Anchor of the lesson section to read (a heading slug of lessons/<lesson>/<unit>.md). */
+  section: string;
+  visibility: Visibility;
+  /** Broad category shown for hidden checks instead of their details. */
+  category: string;
+}
+
+declare module "vitest" {
+  interface TaskMeta {
+    check?: CheckMeta;
+  }
+}
+
+export interface CheckOptions {
+  hint: string;
+  section: string;
+  weight?: number;
+  visibility?: Visibility;
+  category?: string;
+  /** Per-check timeout in ms (default 10 s). The engine's wall-clock limit still applies. */
+  timeout?: number;
+}
+
+export type CheckBody<Api> = (api: Api) => unknown | Promise<unknown>;
+
+export interface Grader<Api> {
+  lesson: string;
+  unit: string;
+  /** The implementation under test, loaded once; throws a readable error if it does not load. */
+  load(): Promise<Api>;
+  core(title: string, options: CheckOptions, body: CheckBody<Api>): void;
+  excellence(title: string, options: CheckOptions, body: CheckBody<Api>): void;
+}
+
+export interface GraderOptions {
+  lesson: string;
+  unit: string;
+  /** Names the module must export; a missing one fails every check with a clear message. */
+  exports: string[];
+}
+
+const DEFAULT_TIMEOUT_MS = 10_000;
+
+export function defineGrader<Api>(options: GraderOptions): Grader<Api> {
+  let loading: Promise<Api> | undefined;
+  const load = () => (loading ??= loadImplementation<Api>(options.lesson, options.unit, options.exports));
+
+  const register = (tier: Tier) => (title: string, check: CheckOptions, body: CheckBody<Api>) => {
+    const meta: CheckMeta = {
+      lesson: options.lesson,
+      unit: options.unit,
+      tier,
+      weight: check.weight ?? 1,
+      hint: check.hint,
+      section: check.section,
+      visibility: check.visibility ?? "public",
+      category: check.category ?? tier,
+    };
+    test(title, { meta: { check: meta }, timeout: check.timeout ?? DEFAULT_TIMEOUT_MS }, async () => {
+      const api = await load();
+      await body(api);
+    });
+  };
+
+  return { lesson: options.lesson, unit: options.unit, load, core: register("core"), excellence: register("excellence") };
+}
+
+/** True when hidden checks should be registered (interviewer grading). The candidate bundle ships none. */
+export function hiddenChecksEnabled(): boolean {
+  return process.env.CHECKPOINT_KIT_HIDDEN === "1";
+}
