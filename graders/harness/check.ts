@@ -6,6 +6,7 @@
  *   const grader = defineGrader<SerdeApi>({ lesson: "lesson-11", unit: "serde", exports: ["dumpsTyped", "loadsTyped"] });
  *   grader.core("round-trips every JSON value", { hint: "...", section: "typed-tags" }, async (api) => { ... });
  */
+import { appendFileSync } from "node:fs";
 import { test } from "vitest";
 import { loadImplementation } from "./implementation.ts";
 
@@ -24,6 +25,8 @@ export interface CheckMeta {
   visibility: Visibility;
   /** Broad category shown for hidden checks instead of their details. */
   category: string;
+  /** Per-check time limit in ms; the engine allows a little more before it kills a stuck process. */
+  timeout: number;
 }
 
 declare module "vitest" {
@@ -76,14 +79,27 @@ export function defineGrader<Api>(options: GraderOptions): Grader<Api> {
       section: check.section,
       visibility: check.visibility ?? "public",
       category: check.category ?? tier,
+      timeout: check.timeout ?? DEFAULT_TIMEOUT_MS,
     };
-    test(title, { meta: { check: meta }, timeout: check.timeout ?? DEFAULT_TIMEOUT_MS }, async () => {
+    test(title, { meta: { check: meta }, timeout: meta.timeout }, async () => {
+      reportProgress(title, meta.timeout);
       const api = await load();
       await body(api);
     });
   };
 
   return { lesson: options.lesson, unit: options.unit, load, core: register("core"), excellence: register("excellence") };
+}
+
+/**
+ * Tells the engine, synchronously and before any submission code runs, which
+ * check is starting: if the submission then blocks the event loop, the engine
+ * knows which check to name when it kills the process. Progress only moves a
+ * deadline; results travel on the engine's signed channel.
+ */
+function reportProgress(title: string, timeoutMs: number): void {
+  const file = process.env.CHECKPOINT_KIT_PROGRESS;
+  if (file) appendFileSync(file, `${JSON.stringify({ title, timeoutMs })}\n`);
 }
 
 /** True when hidden checks should be registered (interviewer grading). The candidate bundle ships none. */

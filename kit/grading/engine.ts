@@ -1,0 +1,307 @@
+/**
+ * Grades units. Each unit runs in its own process group (unit-process.ts) so a
+ * submission that loops, hangs, exits or eats memory costs only its own unit:
+ * the engine watches progress and kills the group when a check overruns.
+ */
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+import { createInterface } from "node:readline";
+import type { Readable } from "node:stream";
+import pLimit from "p-limit";
+import { z } from "zod";
+import { KIT_ROOT } from "../../graders/harness/implementation.ts";
+import { loadManifest, findLesson, findUnit, unitPaths, type Manifest } from "../manifest.ts";
+import { verifyLine, type RawCheck, type UnitMessage } from "./channel.ts";
+import {
+  lessonTier,
+  unitTier,
+  weightedScore,
+  type CheckResult,
+  type LessonReport,
+  type UnitResult,
+} from "./report.ts";
+
+export interface GradeLimits {
+  /** Time allowed before the first check starts (start-up, collection). */
+  startupMs: number;
+  /** Extra time past a check's own timeout before the process is killed. */
+  graceMs: number;
+  /** Hard cap for the whole unit. */
+  unitMs: number;
+  /** Heap limit of the process that runs the submission. */
+  memoryMb: number;
+}
+
+export const DEFAULT_LIMITS: GradeLimits = { startupMs: 60_000, graceMs: 5_000, unitMs: 240_000, memoryMb: 768 };
+
+export interface GradeUnitOptions {
+  lesson: string;
+  unit: string;
+  title?: string;
+  /** Folder holding the implementation's index.ts. */
+  implementationDir: string;
+  hidden: boolean;
+  seed: number;
+  limits?: Partial<GradeLimits>;
+}
+
+interface ProcessOutcome {
+  done?: Extract<UnitMessage, { kind: "done" }>;
+  /** Titles of the checks that started, in order. */
+  started: string[];
+  killedFor?: string;
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+  durationMs: number;
+}
+
+const STDERR_CAP = 2_000;
+const PROGRESS_POLL_MS = 100;
+/** A check may not extend its own deadline past this, whatever timeout it declares. */
+const MAX_CHECK_MS = 120_000;
+const ProgressSchema = z.strictObject({ title: z.string(), timeoutMs: z.number().positive() });
+
+function safeJson(line: string): unknown {
+  try {
+    return JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+}
+
+function capture(stream: Readable, cap: number): () => string {
+  let text = "";
+  stream.setEncoding("utf8");
+  stream.on("data", (chunk: string) => {
+    if (text.length < cap) text += chunk;
+  });
+  return () => (text.length > cap ? `${text.slice(0, cap)}…` : text);
+}
+
+function runUnitProcess(options: GradeUnitOptions, limits: GradeLimits): Promise<ProcessOutcome> {
+  const key = randomBytes(32);
+  const grader = relative(KIT_ROOT, unitPaths(options.lesson, options.unit).grader);
+  const started = Date.now();
+  const progressDir = mkdtempSync(join(tmpdir(), "ck-progress-"));
+  const progressFile = join(progressDir, "progress.ndjson");
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", "kit/grading/unit-process.ts", grader, String(limits.memoryMb)],
+    {
+      cwd: KIT_ROOT,
+      detached: true,
+      stdio: ["pipe", "pipe", "pipe", "pipe"],
+      env: {
+        ...process.env,
+        CHECKPOINT_KIT_UNIT_DIR: options.implementationDir,
+        CHECKPOINT_KIT_HIDDEN: options.hidden ? "1" : "0",
+        CHECKPOINT_KIT_SEED: String(options.seed),
+        CHECKPOINT_KIT_PROGRESS: progressFile,
+        NO_COLOR: "1",
+      },
+    },
+  );
+  child.stdin!.end(key.toString("hex"));
+  const stdout = capture(child.stdout!, STDERR_CAP);
+  const stderr = capture(child.stderr!, STDERR_CAP);
+  const outcome: ProcessOutcome = { started: [], exitCode: null, signal: null, stderr: "", durationMs: 0 };
+
+  let deadline: NodeJS.Timeout | undefined;
+  const killFor = (reason: string) => {
+    if (outcome.killedFor || outcome.done) return;
+    outcome.killedFor = reason;
+    try {
+      process.kill(-child.pid!, "SIGKILL");
+    } catch {
+      child.kill("SIGKILL");
+    }
+  };
+  const armDeadline = (ms: number, reason: () => string) => {
+    clearTimeout(deadline);
+    deadline = setTimeout(() => killFor(reason()), ms);
+  };
+  const unitDeadline = setTimeout(
+    () => killFor(`the unit took longer than its limit of ${Math.round(limits.unitMs / 1000)} s`),
+    limits.unitMs,
+  );
+  armDeadline(limits.startupMs, () => `it did not start its first check within ${Math.round(limits.startupMs / 1000)} s`);
+
+  // Progress: the check wrapper appends a line before each check runs (see #harness/check.ts).
+  let progressRead = 0;
+  const progressTimer = setInterval(() => {
+    let text: string;
+    try {
+      text = readFileSync(progressFile, "utf8");
+    } catch {
+      return;
+    }
+    const fresh = text.slice(progressRead);
+    const complete = fresh.lastIndexOf("\n");
+    if (complete < 0) return;
+    progressRead += complete + 1;
+    for (const line of fresh.slice(0, complete).split("\n")) {
+      const parsed = ProgressSchema.safeParse(safeJson(line));
+      if (!parsed.success) continue;
+      const { title, timeoutMs } = parsed.data;
+      outcome.started.push(title);
+      const limitMs = Math.min(timeoutMs, MAX_CHECK_MS) + limits.graceMs;
+      armDeadline(limitMs, () => `timed out after ${Math.round(limitMs / 1000)} s while running check "${title}"`);
+    }
+  }, PROGRESS_POLL_MS);
+
+  const lines = createInterface({ input: child.stdio[3] as Readable });
+  lines.on("line", (line) => {
+    const message = verifyLine(key, line);
+    if (!message) return; // not signed by our grading process: ignore, never trust
+    outcome.done = message;
+    clearTimeout(deadline);
+  });
+
+  return new Promise((resolve) => {
+    child.on("close", (code, signal) => {
+      clearInterval(progressTimer);
+      rmSync(progressDir, { recursive: true, force: true });
+      clearTimeout(deadline);
+      clearTimeout(unitDeadline);
+      outcome.exitCode = code;
+      outcome.signal = signal;
+      outcome.stderr = [stderr(), stdout()].filter(Boolean).join("\n");
+      outcome.durationMs = Date.now() - started;
+      resolve(outcome);
+    });
+  });
+}
+
+function toCheckResult(raw: RawCheck, index: number): CheckResult | undefined {
+  const meta = raw.meta;
+  if (!meta) return undefined; // not a rubric check (a helper test): not graded
+  const status = raw.state === "passed" ? "pass" : raw.state === "failed" ? "fail" : "error";
+  return {
+    name: raw.title,
+    status,
+    message: status === "pass" ? undefined : raw.errors.join("\n") || "The check did not run.",
+    output: raw.output || undefined,
+    task_id: index + 1,
+    tier: meta.tier as CheckResult["tier"],
+    weight: Number(meta.weight),
+    visibility: meta.visibility as CheckResult["visibility"],
+    category: String(meta.category),
+    hint: String(meta.hint),
+    section: String(meta.section),
+    duration_ms: Math.round(raw.durationMs),
+  };
+}
+
+function notRunCheck(title: string, index: number, options: GradeUnitOptions, message: string): CheckResult {
+  return {
+    name: title,
+    status: "error",
+    message,
+    task_id: index + 1,
+    tier: "core",
+    weight: 1,
+    visibility: "public",
+    category: "core",
+    hint: "See the message: the grader could not finish this check.",
+    section: "objectives",
+    duration_ms: 0,
+  };
+}
+
+export async function gradeUnit(options: GradeUnitOptions): Promise<UnitResult> {
+  const limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const outcome = await runUnitProcess(options, limits);
+  const tests = (outcome.done?.checks ?? []).map(toCheckResult).filter((t): t is CheckResult => t !== undefined);
+  const base = { lesson: options.lesson, unit: options.unit, title: options.title ?? options.unit, duration_ms: outcome.durationMs };
+
+  let problem: string | undefined;
+  if (outcome.killedFor) {
+    problem = `Grading stopped: ${outcome.killedFor}. Checks after it were not run.`;
+  } else if (!outcome.done) {
+    const how = outcome.signal ? `was killed by ${outcome.signal}` : `exited with code ${outcome.exitCode}`;
+    problem = `The grading process ${how} before it reported results${outcome.stderr ? `:\n${outcome.stderr}` : "."}`;
+  } else if (outcome.done.moduleErrors.length > 0) {
+    problem = `The grader could not run normally: ${outcome.done.moduleErrors.join("\n")}`;
+  } else if (tests.length === 0) {
+    problem = "No checks ran.";
+  }
+
+  if (problem) {
+    // Killed before results arrived: name every check that started, and fail them all.
+    const kept = outcome.done
+      ? tests
+      : outcome.started.map((title, index) => notRunCheck(title, index, options, title === outcome.started.at(-1) ? problem! : "Its result was lost: grading stopped at a later check."));
+    return { ...base, status: "error", message: problem, tier: "needs-improvement", score: weightedScore(kept), tests: kept };
+  }
+  const status = tests.every((t) => t.status === "pass") ? "pass" : "fail";
+  return { ...base, status, tier: unitTier(tests, true), score: weightedScore(tests), tests };
+}
+
+export interface GradeLessonOptions {
+  lesson: string;
+  /** A subset of units; all of the lesson's units when absent. */
+  units?: string[];
+  /** Where each unit's implementation lives. */
+  implementationDir: (unit: string) => string;
+  target: LessonReport["target"];
+  hidden: boolean;
+  seed: number;
+  concurrency?: number;
+  limits?: Partial<GradeLimits>;
+  manifest?: Manifest;
+  onUnitDone?: (result: UnitResult) => void;
+}
+
+export async function gradeLesson(options: GradeLessonOptions): Promise<LessonReport> {
+  const manifest = options.manifest ?? loadManifest();
+  const lesson = findLesson(manifest, options.lesson);
+  const units = (options.units ?? lesson.units.map((u) => u.id)).map((id) => findUnit(lesson, id));
+  const limit = pLimit(Math.max(1, options.concurrency ?? 2));
+  const results = await Promise.all(
+    units.map((unit) =>
+      limit(async () => {
+        const result = await gradeUnit({
+          lesson: lesson.id,
+          unit: unit.id,
+          title: unit.title,
+          implementationDir: options.implementationDir(unit.id),
+          hidden: options.hidden,
+          seed: options.seed,
+          limits: options.limits,
+        });
+        options.onUnitDone?.(result);
+        return result;
+      }),
+    ),
+  );
+  const tests = results.flatMap((u) => u.tests.map((t) => ({ ...t, name: `${u.unit} › ${t.name}` })));
+  tests.forEach((t, i) => (t.task_id = i + 1));
+  const status = results.some((u) => u.status === "error") ? "error" : results.every((u) => u.status === "pass") ? "pass" : "fail";
+  return {
+    version: 3,
+    status,
+    lesson: lesson.id,
+    tier: lessonTier(results),
+    score: Math.round(results.reduce((s, u) => s + u.score, 0) / Math.max(1, results.length)),
+    tests,
+    units: results,
+    target: options.target,
+    hidden_checks: options.hidden,
+    seed: options.seed,
+    kit_version: KIT_VERSION,
+    node_version: process.version,
+    generated_at: new Date().toISOString(),
+  };
+}
+
+export const KIT_VERSION: string = (
+  JSON.parse(await import("node:fs").then((fs) => fs.readFileSync(`${KIT_ROOT}/package.json`, "utf8"))) as { version: string }
+).version;
+
+export function newSeed(): number {
+  return randomBytes(4).readUInt32BE(0) >>> 1;
+}

@@ -1,0 +1,22 @@
+// The package ships no types; this covers the part of its API the kit uses.
+declare module "junit-report-builder" {
+  interface TestCase {
+    className(name: string): TestCase;
+    name(name: string): TestCase;
+    time(seconds: number): TestCase;
+    failure(message: string): TestCase;
+    error(message: string): TestCase;
+  }
+  interface TestSuite {
+    name(name: string): TestSuite;
+    property(name: string, value: string | number): TestSuite;
+    testCase(): TestCase;
+  }
+  interface Builder {
+    testSuite(): TestSuite;
+    writeTo(file: string): void;
+    build(): string;
+  }
+  const builder: Builder & { newBuilder(): Builder };
+  export default builder;
+}
