@@ -7,5 +7,7 @@ export default defineConfig({
     pool: "forks",
     testTimeout: 30_000,
     hookTimeout: 60_000,
+    // Grader self-tests spawn one grading process each: two at a time on a two-core machine.
+    maxConcurrency: 2,
   },
 });

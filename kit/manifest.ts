@@ -9,7 +9,13 @@ import { KIT_ROOT } from "../graders/harness/implementation.ts";
 
 const slug = z.string().regex(/^[a-z0-9]+(-[a-z0-9]+)*$/, "use lowercase words joined by '-', e.g. scan-indexing");
 
-export const UnitSchema = z.strictObject({ id: slug, title: z.string().min(1), summary: z.string().min(1) });
+export const UnitSchema = z.strictObject({
+  id: slug,
+  title: z.string().min(1),
+  summary: z.string().min(1),
+  /** Services the unit's grader also runs against when present (Redis: REDIS_URL). */
+  services: z.array(z.enum(["redis"])).default([]),
+});
 export const LessonSchema = z.strictObject({
   id: slug,
   title: z.string().min(1),
@@ -68,4 +74,21 @@ export function findUnit(lesson: Lesson, unitId: string): Unit {
     );
   }
   return unit;
+}
+
+export const CalibrationSchema = z.record(
+  z.string().regex(/^[a-z0-9-]+$/, "calibration folder names are lowercase words joined by '-'"),
+  z.strictObject({
+    tier: z.enum(["needs-improvement", "adequate", "excellent"]),
+    mistake: z.string().min(10, "say in a sentence which mistake this answer plants"),
+  }),
+);
+export type Calibration = z.infer<typeof CalibrationSchema>;
+
+/** The calibration answers of a unit and the tier each must grade. */
+export function loadCalibration(lessonId: string, unitId: string): Calibration {
+  const file = join(unitPaths(lessonId, unitId).calibration, "expected.json");
+  const parsed = CalibrationSchema.safeParse(JSON.parse(readFileSync(file, "utf8")));
+  if (!parsed.success) throw new Error(`${file} is not a valid calibration list:\n${z.prettifyError(parsed.error)}`);
+  return parsed.data;
 }

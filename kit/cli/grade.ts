@@ -8,7 +8,7 @@ import { findLesson, findUnit, loadManifest, UnknownTargetError } from "../manif
 import { gradeLesson, newSeed } from "../grading/engine.ts";
 import { tierRank, type LessonReport } from "../grading/report.ts";
 import { exercisesTarget, solutionsTarget, submissionTarget, SubmissionError, type GradingTarget } from "../grading/targets.ts";
-import { formatLesson, formatUnit, useColor } from "../report/pretty.ts";
+import { formatSummary, formatUnit, useColor } from "../report/pretty.ts";
 import { writeJunit } from "../report/junit.ts";
 import { parseGradeArgs, UsageError, type GradeOptions } from "./options.ts";
 
@@ -63,7 +63,7 @@ async function main(argv: string[]): Promise<number> {
   const log = (line: string) => process.stdout.write(`${line}\n`);
   const report = await gradeOnce(options, log);
   if (options.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-  else log(formatLesson(report, useColor()).split("\n").slice(-(report.units.length + 3)).join("\n"));
+  else log(formatSummary(report, useColor()));
   if (options.junit) writeJunit(report, options.junit);
   return meetsMinTier(report, options) ? EXIT_OK : EXIT_BELOW_MIN_TIER;
 }

@@ -46,6 +46,8 @@ export interface GradeUnitOptions {
   hidden: boolean;
   seed: number;
   limits?: Partial<GradeLimits>;
+  /** Environment overrides for the grading process (e.g. REDIS_URL, or undefined to unset it). */
+  env?: Record<string, string | undefined>;
 }
 
 interface ProcessOutcome {
@@ -102,6 +104,7 @@ function runUnitProcess(options: GradeUnitOptions, limits: GradeLimits): Promise
         CHECKPOINT_KIT_SEED: String(options.seed),
         CHECKPOINT_KIT_PROGRESS: progressFile,
         NO_COLOR: "1",
+        ...options.env,
       },
     },
   );

@@ -4,7 +4,7 @@
  * results to the engine on fd 3. The engine owns the time limit:
  * it can kill this whole process group, which a per-test timeout cannot do.
  *
- * argv: <grader file, relative to the kit root> <worker memory limit in MB>
+ * argv: <grader file, relative to the kit root> <worker memory limit in MB> <JSON array of worker flags>
  * stdin: the signing key (hex), then EOF.
  */
 import { readFileSync, writeSync } from "node:fs";
@@ -17,7 +17,9 @@ const OUTPUT_CAP = 500;
 type UserConsoleLog = Parameters<NonNullable<Reporter["onUserConsoleLog"]>>[0];
 
 const key = Buffer.from(readFileSync(0, "utf8").trim(), "hex");
-const [graderFile, memoryMb = "768"] = process.argv.slice(2);
+const [graderFile, memoryMb = "768", workerFlagsJson = "[]"] = process.argv.slice(2);
+/** Node flags for the worker that runs the submission: its heap limit and, for learner code, the permission sandbox. */
+const workerFlags = JSON.parse(workerFlagsJson) as string[];
 if (!graderFile || key.length < 16) {
   process.stderr.write("unit-process: expected a grader path argument and a key on stdin\n");
   process.exit(2);
@@ -71,7 +73,7 @@ const vitest = await createVitest(
     watch: false,
     reporters: [reporter],
     maxWorkers: 1,
-    execArgv: [`--max-old-space-size=${memoryMb}`],
+    execArgv: [`--max-old-space-size=${memoryMb}`, ...workerFlags],
   },
   { logLevel: "silent" },
 );

@@ -89,12 +89,15 @@ export function nextStep(unit: UnitResult): string {
 }
 
 export function formatLesson(report: LessonReport, color: boolean): string {
+  return [...report.units.map((u) => formatUnit(u, color)), formatSummary(report, color)].join("\n");
+}
+
+/** The closing lines: each unit's tier and score, the lesson's tier, what was graded. */
+export function formatSummary(report: LessonReport, color: boolean): string {
   const p = palette(color);
-  const blocks = report.units.map((u) => formatUnit(u, color));
   const width = Math.max(...report.units.map((u) => u.unit.length));
   const summary = report.units.map((u) => `  ${u.unit.padEnd(width)}  ${tierText(u.tier, p)}  ${String(u.score).padStart(3)}/100`);
   return [
-    ...blocks,
     "",
     p.bold(`${report.lesson}: ${TIER_LABEL[report.tier]} (the lowest unit tier)`),
     ...summary,

@@ -1,0 +1,78 @@
+/**
+ * npm run bench: performance figures, reported as ratios against a baseline
+ * measured in the same run on the same machine. A benchmark, not a test: it
+ * prints figures and goals and never fails on them.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { KIT_ROOT } from "../../graders/harness/implementation.ts";
+
+export interface Figure {
+  name: string;
+  value: number;
+  unit: string;
+  goal?: string;
+}
+
+function timeCommand(args: string[], env: NodeJS.ProcessEnv = {}): number {
+  const started = process.hrtime.bigint();
+  const result = spawnSync(process.execPath, args, { cwd: KIT_ROOT, env: { ...process.env, ...env, NO_COLOR: "1" }, stdio: "pipe" });
+  const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  if (result.status !== 0 && result.status !== 1) {
+    throw new Error(`${args.join(" ")} failed (${result.status}):\n${result.stderr.toString().slice(0, 2000)}`);
+  }
+  return ms;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+function gradingFigures(rounds: number): Figure[] {
+  const vitestBin = join(KIT_ROOT, "node_modules", "vitest", "vitest.mjs");
+  const baseline = median(
+    Array.from({ length: rounds }, () =>
+      timeCommand([vitestBin, "run", "--config", "false", "--root", KIT_ROOT, "--dir", "kit/bench", "--include", "**/trivial.bench-fixture.ts"]),
+    ),
+  );
+  const grade = median(
+    Array.from({ length: rounds }, () => timeCommand(["--import", "tsx", "kit/cli/grade.ts", "lesson-11", "--solutions", "--json"])),
+  );
+  return [
+    { name: "bare vitest run of one trivial test", value: baseline / 1000, unit: "s" },
+    { name: "npm run grade lesson-11 -- --solutions", value: grade / 1000, unit: "s" },
+    { name: "grading / bare vitest", value: grade / baseline, unit: "x", goal: "<= 3.5x" },
+  ];
+}
+
+/** Optional figure sets contributed by units and the site, when their modules exist. */
+async function optionalFigures(file: string, exportName: string): Promise<Figure[]> {
+  const path = join(KIT_ROOT, file);
+  if (!existsSync(path)) return [];
+  const module = (await import(pathToFileURL(path).href)) as Record<string, () => Promise<Figure[]>>;
+  return module[exportName]!();
+}
+
+async function main(): Promise<void> {
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+  const sections: Array<[string, () => Promise<Figure[]> | Figure[]]> = [
+    [`grading (median of ${rounds})`, () => gradingFigures(rounds)],
+    ["locking: 20 concurrent writers", () => optionalFigures("kit/bench/locking.ts", "benchLocking")],
+    ["site", () => optionalFigures("site/bench.ts", "benchSite")],
+  ];
+  for (const [title, measure] of sections) {
+    const figures = await measure();
+    if (figures.length === 0) continue;
+    process.stdout.write(`\n${title}\n`);
+    const width = Math.max(...figures.map((f) => f.name.length));
+    for (const f of figures) {
+      const value = f.value >= 100 ? f.value.toFixed(0) : f.value.toFixed(2);
+      process.stdout.write(`  ${f.name.padEnd(width)}  ${value.padStart(9)} ${f.unit}${f.goal ? `   (goal ${f.goal})` : ""}\n`);
+    }
+  }
+}
+
+await main();
