@@ -15,6 +15,8 @@ export const UnitSchema = z.strictObject({
   summary: z.string().min(1),
   /** Services the unit's grader also runs against when present (Redis: REDIS_URL). */
   services: z.array(z.enum(["redis"])).default([]),
+  /** What the unit's grader needs beyond the sandbox learner code runs in (it starts processes, threads). */
+  permissions: z.array(z.enum(["child-process", "worker-threads"])).default([]),
 });
 export const LessonSchema = z.strictObject({
   id: slug,

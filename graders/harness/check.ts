@@ -8,6 +8,7 @@
  */
 import { appendFileSync } from "node:fs";
 import { test } from "vitest";
+import { findTampering } from "./integrity.ts";
 import { loadImplementation } from "./implementation.ts";
 
 export type Tier = "core" | "excellence";
@@ -83,8 +84,17 @@ export function defineGrader<Api>(options: GraderOptions): Grader<Api> {
     };
     test(title, { meta: { check: meta }, timeout: meta.timeout }, async () => {
       reportProgress(title, meta.timeout);
-      const api = await load();
-      await body(api);
+      try {
+        const api = await load();
+        await body(api);
+      } finally {
+        const tampering = findTampering();
+        if (tampering) {
+          reportTampering(tampering);
+          // eslint-disable-next-line no-unsafe-finally -- the check's own outcome no longer counts
+          throw new Error(`The submission tampered with the grading environment: it ${tampering}.`);
+        }
+      }
     });
   };
 
@@ -100,6 +110,12 @@ export function defineGrader<Api>(options: GraderOptions): Grader<Api> {
 function reportProgress(title: string, timeoutMs: number): void {
   const file = process.env.CHECKPOINT_KIT_PROGRESS;
   if (file) appendFileSync(file, `${JSON.stringify({ title, timeoutMs })}\n`);
+}
+
+/** Tampering voids the whole unit, not just the check that noticed it: the engine is told directly. */
+function reportTampering(what: string): void {
+  const file = process.env.CHECKPOINT_KIT_PROGRESS;
+  if (file) appendFileSync(file, `${JSON.stringify({ tampering: what })}\n`);
 }
 
 /** True when hidden checks should be registered (interviewer grading). The candidate bundle ships none. */

@@ -80,6 +80,7 @@ export async function gradeBatch(options: GradeOptions): Promise<number> {
               hidden: true,
               seed,
               concurrency: 1,
+              sandbox: true,
               limits: options.timeLimit ? { unitMs: options.timeLimit * 1000 } : undefined,
             });
             writeFileSync(join(outDir, `${candidate}.json`), `${JSON.stringify(report, null, 2)}\n`);

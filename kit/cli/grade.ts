@@ -38,6 +38,7 @@ export async function gradeOnce(options: GradeOptions, log: (line: string) => vo
       seed: options.seed ?? newSeed(),
       concurrency: options.concurrency ?? availableParallelism(),
       limits: options.timeLimit ? { unitMs: options.timeLimit * 1000 } : undefined,
+      sandbox: target.kind === "exercises" || target.kind === "submission",
       manifest,
       onUnitDone: options.json ? undefined : (unit) => log(`${formatUnit(unit, color)}\n`),
     });

@@ -5,7 +5,7 @@
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { createInterface } from "node:readline";
@@ -14,6 +14,7 @@ import pLimit from "p-limit";
 import { z } from "zod";
 import { KIT_ROOT } from "../../graders/harness/implementation.ts";
 import { loadManifest, findLesson, findUnit, unitPaths, type Manifest } from "../manifest.ts";
+import { typecheckUnits } from "./typecheck.ts";
 import { verifyLine, type RawCheck, type UnitMessage } from "./channel.ts";
 import {
   lessonTier,
@@ -33,9 +34,35 @@ export interface GradeLimits {
   unitMs: number;
   /** Heap limit of the process that runs the submission. */
   memoryMb: number;
+  /** Resident memory of the unit's whole process group (buffers and child processes count too). */
+  groupMemoryMb: number;
 }
 
-export const DEFAULT_LIMITS: GradeLimits = { startupMs: 60_000, graceMs: 5_000, unitMs: 240_000, memoryMb: 768 };
+export const DEFAULT_LIMITS: GradeLimits = { startupMs: 60_000, graceMs: 5_000, unitMs: 240_000, memoryMb: 768, groupMemoryMb: 3_072 };
+
+const PAGE_SIZE = 4096;
+
+/** Resident set size of every process in a process group (Linux /proc; 0 elsewhere). */
+export function groupResidentBytes(pgid: number): number {
+  let total = 0;
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc").filter((name) => /^\d+$/.test(name));
+  } catch {
+    return 0;
+  }
+  for (const pid of entries) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      // Fields after the command name, which is in parentheses and may contain spaces.
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(fields[2]) === pgid) total += Number(fields[21]) * PAGE_SIZE;
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return total;
+}
 
 export interface GradeUnitOptions {
   lesson: string;
@@ -48,6 +75,15 @@ export interface GradeUnitOptions {
   limits?: Partial<GradeLimits>;
   /** Environment overrides for the grading process (e.g. REDIS_URL, or undefined to unset it). */
   env?: Record<string, string | undefined>;
+  /**
+   * Run learner code under Node's permission model: it may read only the kit's
+   * dependencies, runtime and this unit's public grader files plus its own folder,
+   * and write only to the temp folder. Off for the kit's own reference and
+   * calibration answers.
+   */
+  sandbox?: boolean;
+  /** Compiler errors found before grading; they make the unit needs improvement. */
+  typeErrors?: string;
 }
 
 interface ProcessOutcome {
@@ -55,6 +91,8 @@ interface ProcessOutcome {
   /** Titles of the checks that started, in order. */
   started: string[];
   killedFor?: string;
+  /** What the submission tampered with, as noticed by the check wrapper. */
+  tampering?: string;
   exitCode: number | null;
   signal: NodeJS.Signals | null;
   stderr: string;
@@ -63,9 +101,13 @@ interface ProcessOutcome {
 
 const STDERR_CAP = 2_000;
 const PROGRESS_POLL_MS = 100;
+const MEMORY_POLL_MS = 250;
 /** A check may not extend its own deadline past this, whatever timeout it declares. */
 const MAX_CHECK_MS = 120_000;
-const ProgressSchema = z.strictObject({ title: z.string(), timeoutMs: z.number().positive() });
+const ProgressSchema = z.union([
+  z.strictObject({ title: z.string(), timeoutMs: z.number().positive() }),
+  z.strictObject({ tampering: z.string() }),
+]);
 
 function safeJson(line: string): unknown {
   try {
@@ -84,15 +126,49 @@ function capture(stream: Readable, cap: number): () => string {
   return () => (text.length > cap ? `${text.slice(0, cap)}…` : text);
 }
 
+/** Node flags that confine the process running learner code (see GradeUnitOptions.sandbox). */
+export function sandboxFlags(lesson: string, unit: string, implementationDir: string): string[] {
+  const paths = unitPaths(lesson, unit);
+  const unitGraderDir = join(KIT_ROOT, "graders", lesson, unit);
+  const graderFiles = existsSync(unitGraderDir)
+    ? readdirSync(unitGraderDir)
+        .filter((name) => name !== "calibration")
+        .map((name) => join(unitGraderDir, name))
+    : [];
+  // A folder grants its whole subtree; the kit root itself is deliberately absent.
+  const readable = [
+    join(KIT_ROOT, "package.json"),
+    join(KIT_ROOT, "node_modules"),
+    join(KIT_ROOT, "runtime"),
+    join(KIT_ROOT, "graders", "harness"),
+    join(KIT_ROOT, "graders", "vitest.config.ts"),
+    paths.grader,
+    ...graderFiles,
+    implementationDir,
+    tmpdir(),
+  ];
+  const permissions = findUnit(findLesson(loadManifest(), lesson), unit).permissions;
+  return [
+    "--experimental-permission",
+    "--no-warnings=ExperimentalWarning",
+    ...readable.map((path) => `--allow-fs-read=${path}`),
+    `--allow-fs-write=${tmpdir()}`,
+    "--allow-addons",
+    ...(permissions.includes("child-process") ? ["--allow-child-process"] : []),
+    ...(permissions.includes("worker-threads") ? ["--allow-worker"] : []),
+  ];
+}
+
 function runUnitProcess(options: GradeUnitOptions, limits: GradeLimits): Promise<ProcessOutcome> {
   const key = randomBytes(32);
   const grader = relative(KIT_ROOT, unitPaths(options.lesson, options.unit).grader);
   const started = Date.now();
   const progressDir = mkdtempSync(join(tmpdir(), "ck-progress-"));
   const progressFile = join(progressDir, "progress.ndjson");
+  const workerFlags = options.sandbox ? sandboxFlags(options.lesson, options.unit, options.implementationDir) : [];
   const child = spawn(
     process.execPath,
-    ["--import", "tsx", "kit/grading/unit-process.ts", grader, String(limits.memoryMb)],
+    ["--import", "tsx", "kit/grading/unit-process.ts", grader, String(limits.memoryMb), JSON.stringify(workerFlags)],
     {
       cwd: KIT_ROOT,
       detached: true,
@@ -103,6 +179,8 @@ function runUnitProcess(options: GradeUnitOptions, limits: GradeLimits): Promise
         CHECKPOINT_KIT_HIDDEN: options.hidden ? "1" : "0",
         CHECKPOINT_KIT_SEED: String(options.seed),
         CHECKPOINT_KIT_PROGRESS: progressFile,
+        // Harnesses that start processes running learner code give them the same confinement.
+        CHECKPOINT_KIT_SANDBOX_FLAGS: JSON.stringify(workerFlags),
         NO_COLOR: "1",
         ...options.env,
       },
@@ -149,12 +227,24 @@ function runUnitProcess(options: GradeUnitOptions, limits: GradeLimits): Promise
     for (const line of fresh.slice(0, complete).split("\n")) {
       const parsed = ProgressSchema.safeParse(safeJson(line));
       if (!parsed.success) continue;
+      if ("tampering" in parsed.data) {
+        outcome.tampering ??= parsed.data.tampering;
+        continue;
+      }
       const { title, timeoutMs } = parsed.data;
       outcome.started.push(title);
       const limitMs = Math.min(timeoutMs, MAX_CHECK_MS) + limits.graceMs;
       armDeadline(limitMs, () => `timed out after ${Math.round(limitMs / 1000)} s while running check "${title}"`);
     }
   }, PROGRESS_POLL_MS);
+
+  const memoryTimer = setInterval(() => {
+    const resident = groupResidentBytes(child.pid!);
+    if (resident > limits.groupMemoryMb * 1024 * 1024) {
+      const where = outcome.started.at(-1);
+      killFor(`it used ${Math.round(resident / 2 ** 20)} MB, over the memory limit of ${limits.groupMemoryMb} MB${where ? `, while running check "${where}"` : ""}`);
+    }
+  }, MEMORY_POLL_MS);
 
   const lines = createInterface({ input: child.stdio[3] as Readable });
   lines.on("line", (line) => {
@@ -167,6 +257,7 @@ function runUnitProcess(options: GradeUnitOptions, limits: GradeLimits): Promise
   return new Promise((resolve) => {
     child.on("close", (code, signal) => {
       clearInterval(progressTimer);
+      clearInterval(memoryTimer);
       rmSync(progressDir, { recursive: true, force: true });
       clearTimeout(deadline);
       clearTimeout(unitDeadline);
@@ -222,7 +313,11 @@ export async function gradeUnit(options: GradeUnitOptions): Promise<UnitResult> 
   const base = { lesson: options.lesson, unit: options.unit, title: options.title ?? options.unit, duration_ms: outcome.durationMs };
 
   let problem: string | undefined;
-  if (outcome.killedFor) {
+  if (options.typeErrors) {
+    problem = `Your code does not type-check:\n${options.typeErrors}`;
+  } else if (outcome.tampering) {
+    problem = `The submission tampered with the grading environment (it ${outcome.tampering}); its results do not count.`;
+  } else if (outcome.killedFor) {
     problem = `Grading stopped: ${outcome.killedFor}. Checks after it were not run.`;
   } else if (!outcome.done) {
     const how = outcome.signal ? `was killed by ${outcome.signal}` : `exited with code ${outcome.exitCode}`;
@@ -255,6 +350,8 @@ export interface GradeLessonOptions {
   seed: number;
   concurrency?: number;
   limits?: Partial<GradeLimits>;
+  /** Confine learner code (see GradeUnitOptions.sandbox). */
+  sandbox?: boolean;
   manifest?: Manifest;
   onUnitDone?: (result: UnitResult) => void;
 }
@@ -264,6 +361,10 @@ export async function gradeLesson(options: GradeLessonOptions): Promise<LessonRe
   const lesson = findLesson(manifest, options.lesson);
   const units = (options.units ?? lesson.units.map((u) => u.id)).map((id) => findUnit(lesson, id));
   const limit = pLimit(Math.max(1, options.concurrency ?? 2));
+  // Learner code is type-checked first (one compiler run for every unit).
+  const typeErrors = options.sandbox
+    ? typecheckUnits(new Map(units.map((u) => [u.id, { dir: options.implementationDir(u.id), shownAs: join("exercises", lesson.id, u.id) }])))
+    : new Map<string, string>();
   const results = await Promise.all(
     units.map((unit) =>
       limit(async () => {
@@ -275,6 +376,8 @@ export async function gradeLesson(options: GradeLessonOptions): Promise<LessonRe
           hidden: options.hidden,
           seed: options.seed,
           limits: options.limits,
+          sandbox: options.sandbox,
+          typeErrors: typeErrors.get(unit.id),
         });
         options.onUnitDone?.(result);
         return result;

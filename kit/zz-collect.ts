@@ -1,0 +1,2 @@
+import { collectChecks } from "./grading/collect.ts";
+console.log(await collectChecks("lesson-11", "zz-probe"));
