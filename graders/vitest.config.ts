@@ -18,6 +18,8 @@ function refuseReferenceCode(): Plugin {
     load(id) {
       if (process.env.CHECKPOINT_KIT_SANDBOX_FLAGS && process.env.CHECKPOINT_KIT_SANDBOX_FLAGS !== "[]") {
         const path = id.split("?")[0]!;
+        const own = process.env.CHECKPOINT_KIT_UNIT_DIR;
+        if (own && path.startsWith(`${own}/`)) return null;
         if (forbidden.some((f) => path.includes(f))) {
           throw new Error(`Access denied: submissions may not load the kit's reference code (${path.slice(root.length)}).`);
         }
