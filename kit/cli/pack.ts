@@ -59,7 +59,7 @@ function candidatePackageJson(lesson: Lesson): string {
     typecheck: "tsc --noEmit -p tsconfig.candidate.json",
     test: `tsx kit/cli/grade.ts ${lesson.id}`,
   };
-  return `${JSON.stringify({ ...kit, name: `checkpoint-kit-${lesson.id}-take-home`, scripts }, null, 2)}\n`;
+  return `${JSON.stringify({ ...kit, description: `checkpoint-kit take-home: ${lesson.title}`, scripts }, null, 2)}\n`;
 }
 
 const CANDIDATE_TSCONFIG = `${JSON.stringify({ extends: "./tsconfig.json", include: ["exercises", "runtime"] }, null, 2)}\n`;

@@ -5,7 +5,8 @@
  * available (network and container file systems) or when CHECKPOINT_KIT_POLL=1.
  */
 import { watch as chokidarWatch } from "chokidar";
-import { findLesson, loadManifest, unitPaths } from "../manifest.ts";
+import { findLesson, loadManifest } from "../manifest.ts";
+import { exercisesTarget } from "../grading/targets.ts";
 import { TIER_LABEL, type LessonReport } from "../grading/report.ts";
 import { formatUnit, useColor } from "../report/pretty.ts";
 import { gradeOnce, EXIT_OK } from "./grade.ts";
@@ -25,7 +26,8 @@ export function progressLine(report: LessonReport): string {
 export async function watch(options: GradeOptions): Promise<number> {
   const lesson = findLesson(loadManifest(), options.lesson);
   const unitIds = options.units.length > 0 ? options.units : lesson.units.map((u) => u.id);
-  const dirs = unitIds.map((u) => unitPaths(lesson.id, u).starter);
+  const target = exercisesTarget();
+  const dirs = unitIds.map((u) => target.implementationDir(lesson.id, u));
   const out = (text: string) => process.stdout.write(text);
   const color = useColor();
   let hintQueue: string[] = [];

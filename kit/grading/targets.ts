@@ -23,8 +23,18 @@ export interface GradingTarget {
   dispose(): void;
 }
 
+/**
+ * The learner's exercises. CHECKPOINT_KIT_EXERCISES_ROOT points at another
+ * exercises tree inside the kit (the kit's own tests of watch mode use it).
+ */
 export function exercisesTarget(): GradingTarget {
-  return { kind: "exercises", path: "exercises/", implementationDir: (l, u) => unitPaths(l, u).starter, dispose() {} };
+  const root = process.env.CHECKPOINT_KIT_EXERCISES_ROOT;
+  return {
+    kind: "exercises",
+    path: root ?? "exercises/",
+    implementationDir: (l, u) => (root ? join(root, l, u) : unitPaths(l, u).starter),
+    dispose() {},
+  };
 }
 
 export function solutionsTarget(): GradingTarget {
