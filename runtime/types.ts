@@ -76,6 +76,22 @@ export const WRITES_IDX_MAP: Readonly<Record<string, number>> = Object.freeze({
 export const ERROR = "__error__";
 export const INTERRUPT = "__interrupt__";
 export const RESUME = "__resume__";
+/** Regular write saved by a task that returned no update, so a resume can still tell it finished (LangGraph's NO_WRITES). */
+export const NO_WRITES = "__no_writes__";
+
+/** Where a write goes: a special channel's fixed slot, or a regular write's position in its batch. */
+export function writeIndex(channel: string, position: number): number {
+  return isSpecialChannel(channel) ? WRITES_IDX_MAP[channel]! : position;
+}
+
+/** A special write replaces the earlier one at its slot; a regular write never overwrites. */
+export function isSpecialChannel(channel: string): boolean {
+  return Object.hasOwn(WRITES_IDX_MAP, channel); // not `in`: "toString" is not a channel
+}
+
+/** The virtual entry and exit nodes of every graph (LangGraph's names). */
+export const START = "__start__";
+export const END = "__end__";
 
 /** Turns values into bytes and back, with a tag naming the encoding. */
 export interface SerializerProtocol {
