@@ -1,4 +1,6 @@
 // Configuration the grading engine runs graders with (one unit per process).
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Plugin } from "vite";
 import { defineConfig } from "vitest/config";
@@ -42,5 +44,7 @@ export default defineConfig({
     // Checks run in file order: the rubric reads top to bottom.
     sequence: { concurrent: false, shuffle: false },
     watch: false,
+    // Graders use no snapshots; Vitest still looks for a file, so point it where learner code may read.
+    resolveSnapshotPath: (testPath, extension) => join(tmpdir(), "checkpoint-kit-snapshots", `${basename(testPath)}${extension}`),
   },
 });

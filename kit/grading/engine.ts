@@ -148,9 +148,12 @@ export function sandboxFlags(lesson: string, unit: string, implementationDir: st
     tmpdir(),
   ];
   const permissions = findUnit(findLesson(loadManifest(), lesson), unit).permissions;
+  const preload = join(KIT_ROOT, "kit", "grading", "sandbox-preload.cjs");
   return [
     "--experimental-permission",
     "--no-warnings=ExperimentalWarning",
+    `--allow-fs-read=${preload}`,
+    `--require=${preload}`,
     ...readable.map((path) => `--allow-fs-read=${path}`),
     `--allow-fs-write=${tmpdir()}`,
     "--allow-addons",
