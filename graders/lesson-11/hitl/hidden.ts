@@ -1,0 +1,72 @@
+/**
+ * Hidden checks of lesson-11 / hitl (interviewer grading only): what a
+ * candidate who passed the public checks may still get wrong about who may
+ * answer a review and whether an answer can be changed after the fact.
+ */
+import { isDeepStrictEqual } from "node:util";
+import type { Grader } from "#harness/check.ts";
+import { chat, effectCalls, expectFinal, expectRefusal, expectReview, fail, json, newQuery, newSession, resume, sharedServer, type HitlApi } from "./driver.ts";
+
+export function registerHiddenChecks(grader: Grader<HitlApi>): void {
+  grader.excellence(
+    "another user cannot answer a review by reusing its session id",
+    {
+      hint: "Derive the thread id from user_id and session_id together, so a session id alone never reaches another user's pending review.",
+      section: "message-history-across-turns",
+      visibility: "hidden",
+      category: "session isolation",
+    },
+    async () => {
+      const server = await sharedServer();
+      const owner = newSession("isolation");
+      const review = expectReview(await chat(server, owner, newQuery()), "The owner's turn");
+      const intruder = { user_id: `${owner.user_id}-other`, session_id: owner.session_id };
+      expectRefusal(await resume(server, intruder, "approve"), [403, 404], "An approve from another user_id with the same session_id");
+      if (effectCalls(server, owner, "publish").length > 0) fail("Another user's approve published the owner's pending action.");
+      expectFinal(await resume(server, owner, "approve"), "The owner's approve after the refused one");
+      const published = effectCalls(server, owner, "publish");
+      if (published.length !== 1 || !isDeepStrictEqual(published[0]?.args, review.pending_action.args)) {
+        fail(`The owner's approve must still publish the reviewed arguments once; publish ran with ${json(published.map((call) => call.args))}.`);
+      }
+    },
+  );
+
+  grader.excellence(
+    "a rejected review cannot be approved afterwards",
+    {
+      hint: "Once a review is answered, a different answer is a 409 (the checkpoint records the decision); only the same answer may be replayed.",
+      section: "double-approvals-and-concurrent-resumes",
+      visibility: "hidden",
+      category: "decision integrity",
+    },
+    async () => {
+      const server = await sharedServer();
+      const who = newSession("reject-then-approve");
+      expectReview(await chat(server, who, newQuery()), "The first turn");
+      expectFinal(await resume(server, who, "reject"), "The reject");
+      expectRefusal(await resume(server, who, "approve"), [409], "An approve sent after the review was rejected");
+      if (effectCalls(server, who, "publish").length > 0) fail("An approve after a reject published the action.");
+    },
+  );
+
+  grader.excellence(
+    "an edit with a mistyped argument is a 400 and leaves the review pending",
+    {
+      hint: "Validate edited_args against the action's argument schema before resuming; a refused edit must not consume the review.",
+      section: "validating-requests",
+      visibility: "hidden",
+      category: "input validation",
+    },
+    async () => {
+      const server = await sharedServer();
+      const who = newSession("bad-edit");
+      const review = expectReview(await chat(server, who, newQuery()), "The first turn");
+      expectRefusal(await resume(server, who, "edit", { edited_args: { title: 42 } }), [400], "An edit whose title is a number");
+      expectFinal(await resume(server, who, "approve"), "An approve after the refused edit");
+      const published = effectCalls(server, who, "publish");
+      if (published.length !== 1 || !isDeepStrictEqual(published[0]?.args, review.pending_action.args)) {
+        fail(`After a refused edit and an approve, publish must run once with the original arguments; it ran with ${json(published.map((call) => call.args))}.`);
+      }
+    },
+  );
+}

@@ -1,0 +1,70 @@
+/**
+ * createHitlServer: the SQLite checkpointer, the review graph, the session
+ * logic and the HTTP layer, put together from validated options.
+ */
+import { z } from "zod";
+import { SqliteSaver } from "#runtime";
+import { buildReviewGraph } from "./review-graph.ts";
+import { ReviewSessions } from "./review-sessions.ts";
+import { serveHitl } from "./serve.ts";
+import type { HitlServer, HitlServerOptions } from "./types.ts";
+
+export const DEFAULT_REVIEW_TTL_MS = 15 * 60 * 1000;
+export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
+
+/** createHitlServer was called with options it cannot work with. */
+export class HitlConfigError extends Error {
+  override name = "HitlConfigError";
+}
+
+const fn = (what: string) => z.custom<(...args: never[]) => unknown>((value) => typeof value === "function", `${what} must be a function`);
+
+const optionsSchema = z.object({
+  dbPath: z.string().min(1, "dbPath must name the SQLite file of the checkpointer"),
+  effects: z.object({
+    writeDraft: fn("effects.writeDraft"),
+    checkPolicy: fn("effects.checkPolicy"),
+    publish: fn("effects.publish"),
+  }),
+  reviewTtlMs: z.number().int().positive().optional(),
+  now: fn("now").optional(),
+  maxBodyBytes: z.number().int().positive().optional(),
+  logError: fn("logError").optional(),
+});
+
+/** Options after validation, with every default filled in. */
+export interface HitlSettings {
+  dbPath: string;
+  effects: HitlServerOptions["effects"];
+  reviewTtlMs: number;
+  now: () => number;
+  maxBodyBytes: number;
+  logError: (message: string, error: unknown) => void;
+}
+
+export function resolveSettings(options: HitlServerOptions): HitlSettings {
+  const checked = optionsSchema.safeParse(options);
+  if (!checked.success) {
+    const issue = checked.error.issues[0];
+    throw new HitlConfigError(`createHitlServer: ${issue?.path.join(".") || "options"}: ${issue?.message ?? "invalid options"}.`);
+  }
+  return {
+    dbPath: options.dbPath,
+    effects: options.effects,
+    reviewTtlMs: options.reviewTtlMs ?? DEFAULT_REVIEW_TTL_MS,
+    now: options.now ?? Date.now,
+    maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    logError: options.logError ?? ((message: string, error: unknown) => console.error(message, error)),
+  };
+}
+
+export function createHitlServer(options: HitlServerOptions): HitlServer {
+  const settings = resolveSettings(options);
+  const checkpointer = new SqliteSaver(settings.dbPath);
+  const graph = buildReviewGraph({ ...settings, checkpointer });
+  return serveHitl(new ReviewSessions({ graph, now: settings.now, logError: settings.logError }), {
+    maxBodyBytes: settings.maxBodyBytes,
+    logError: settings.logError,
+    onClose: () => checkpointer.close(),
+  });
+}
