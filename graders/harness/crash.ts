@@ -15,17 +15,17 @@
  * Child side: `childMain(async (args) => result)` runs the work, sends the result over IPC and
  * exits; `crashPoint(label)` is called wherever the unit wants a crash to be possible.
  *
- * Children run TypeScript through crash-hooks.mjs (typescript-hooks.mjs plus a disk cache: a
- * crash matrix starts dozens of processes) and under the engine's sandbox flags, like the grader.
+ * Children start as learner-process.ts describes: TypeScript hooks with a disk cache (a crash
+ * matrix starts dozens of processes) and the engine's sandbox flags, like the grader.
  */
 import { fork } from "node:child_process";
 import pLimit from "p-limit";
 import { KIT_ROOT } from "./implementation.ts";
+import { learnerExecArgv } from "./learner-process.ts";
 
 const CRASH_AT = "CHECKPOINT_KIT_CRASH_AT";
 const ARGS = "CHECKPOINT_KIT_CRASH_ARGS";
 const STDERR_KEEP = 4096;
-const hooks = new URL("./crash-hooks.mjs", import.meta.url).href;
 
 // ---- parent side ------------------------------------------------------------------
 
@@ -50,19 +50,6 @@ export type ChildOutcome<R> =
 
 type ChildMessage = { type: "result"; value: unknown } | { type: "failed"; message: string };
 
-/** The Node permission flags the engine confines learner code with; a child does not inherit them. */
-function sandboxFlags(): string[] {
-  const raw = process.env.CHECKPOINT_KIT_SANDBOX_FLAGS;
-  if (!raw) return [];
-  const flags: unknown = JSON.parse(raw);
-  if (!Array.isArray(flags) || !flags.every((flag) => typeof flag === "string")) {
-    throw new Error("CHECKPOINT_KIT_SANDBOX_FLAGS must be a JSON array of Node flags.");
-  }
-  if (flags.length === 0) return [];
-  // The TypeScript hooks run on a worker thread of their own.
-  return flags.includes("--allow-worker") ? flags : [...flags, "--allow-worker"];
-}
-
 export function runChild<R>(options: ChildRunOptions): Promise<ChildOutcome<R>> {
   const env: NodeJS.ProcessEnv = { ...process.env, [ARGS]: JSON.stringify(options.args) };
   delete env[CRASH_AT];
@@ -70,7 +57,7 @@ export function runChild<R>(options: ChildRunOptions): Promise<ChildOutcome<R>> 
   const child = fork(options.entry, [], {
     cwd: KIT_ROOT,
     env,
-    execArgv: ["--import", hooks, `--max-old-space-size=${options.memoryMb ?? 256}`, ...sandboxFlags()],
+    execArgv: learnerExecArgv(options.memoryMb),
     stdio: ["ignore", "ignore", "pipe", "ipc"],
   });
   let stderr = "";

@@ -8,8 +8,8 @@
  * and Server-Sent Events alike (eventsource-parser), never waits past its
  * timeout, and reports what it saw. A separate process is what makes a
  * restart check honest: kill it, start a new one on the same files, and only
- * what was persisted survives. The child runs TypeScript through
- * typescript-hooks.mjs and under the engine's sandbox flags, like the grader.
+ * what was persisted survives. The child starts as learner-process.ts
+ * describes: TypeScript hooks and the engine's sandbox flags, like the grader.
  *
  * Child side: `runServerChild` listens, reports the port over IPC, answers
  * control messages from the grader (e.g. "advance the clock"), and exits when
@@ -20,6 +20,7 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createParser } from "eventsource-parser";
 import { KIT_ROOT } from "./implementation.ts";
+import { learnerExecArgv } from "./learner-process.ts";
 
 // ---- parent side ------------------------------------------------------------------
 
@@ -58,29 +59,12 @@ type ChildMessage =
   | { type: "reply"; id: number; ok: false; message: string };
 
 const STDERR_KEEP = 4096;
-const typescriptHooks = new URL("./typescript-hooks.mjs", import.meta.url).href;
-
-/**
- * The Node permission flags the engine confines learner code with. The child
- * runs learner code too, and a child process does not inherit them: pass them
- * on. Worker threads stay inside the same confinement; the TypeScript hooks need one.
- */
-function sandboxFlags(): string[] {
-  const raw = process.env.CHECKPOINT_KIT_SANDBOX_FLAGS;
-  if (!raw) return [];
-  const flags: unknown = JSON.parse(raw);
-  if (!Array.isArray(flags) || !flags.every((flag) => typeof flag === "string")) {
-    throw new ServerStartError("CHECKPOINT_KIT_SANDBOX_FLAGS must be a JSON array of Node flags.");
-  }
-  if (flags.length === 0) return [];
-  return flags.includes("--allow-worker") ? flags : [...flags, "--allow-worker"];
-}
 
 export async function startServerProcess(options: StartServerOptions): Promise<ServerProcess> {
   const child = fork(options.entry, [], {
     cwd: KIT_ROOT,
     env: { ...process.env, ...options.env },
-    execArgv: ["--import", typescriptHooks, `--max-old-space-size=${options.memoryMb ?? 256}`, ...sandboxFlags()],
+    execArgv: learnerExecArgv(options.memoryMb),
     stdio: ["ignore", "ignore", "pipe", "ipc"],
   });
   let stderr = "";

@@ -1,5 +1,5 @@
 /**
- * typescript-hooks.mjs with a disk cache, for the crash harness. A crash matrix starts dozens
+ * typescript-hooks.mjs with a disk cache, for harnesses that start many processes. A crash matrix starts dozens
  * of short-lived processes; loading the `typescript` package costs ~0.8 s in each, while the
  * code they run is the same every time. Transpiled output is cached in the temp directory
  * (the one place a sandboxed child may write), keyed by path and content, so only the first
