@@ -7,38 +7,26 @@
 import assert from "node:assert/strict";
 import { expect } from "vitest";
 
-const pristine = {
-  Date: globalThis.Date,
-  "Date.now": Date.now,
-  "Math.random": Math.random,
-  setTimeout: globalThis.setTimeout,
-  setInterval: globalThis.setInterval,
-  setImmediate: globalThis.setImmediate,
-  Promise: globalThis.Promise,
-  "JSON.parse": JSON.parse,
-  "JSON.stringify": JSON.stringify,
-  "Object.is": Object.is,
-  "Object.keys": Object.keys,
-  "Array.prototype.push": Array.prototype.push,
-  "Function.prototype.call": Function.prototype.call,
-  expect,
-};
-const current = (): typeof pristine => ({
-  Date: globalThis.Date,
-  "Date.now": Date.now,
-  "Math.random": Math.random,
-  setTimeout: globalThis.setTimeout,
-  setInterval: globalThis.setInterval,
-  setImmediate: globalThis.setImmediate,
-  Promise: globalThis.Promise,
-  "JSON.parse": JSON.parse,
-  "JSON.stringify": JSON.stringify,
-  "Object.is": Object.is,
-  "Object.keys": Object.keys,
-  "Array.prototype.push": Array.prototype.push,
-  "Function.prototype.call": Function.prototype.call,
-  expect,
-});
+/** The globals checks rely on, by name; read once at load and again after each check. */
+function globalsNow() {
+  return {
+    Date: globalThis.Date,
+    "Date.now": Date.now,
+    "Math.random": Math.random,
+    setTimeout: globalThis.setTimeout,
+    setInterval: globalThis.setInterval,
+    setImmediate: globalThis.setImmediate,
+    Promise: globalThis.Promise,
+    "JSON.parse": JSON.parse,
+    "JSON.stringify": JSON.stringify,
+    "Object.is": Object.is,
+    "Object.keys": Object.keys,
+    "Array.prototype.push": Array.prototype.push,
+    "Function.prototype.call": Function.prototype.call,
+    expect,
+  };
+}
+const pristine = globalsNow();
 
 const prototypes: Array<[string, object]> = [
   ["Object.prototype", Object.prototype],
@@ -72,7 +60,7 @@ const mustFail: Array<[string, () => void]> = [
 
 /** Returns what was tampered with, or undefined when the environment is intact. */
 export function findTampering(): string | undefined {
-  const now = current();
+  const now = globalsNow();
   for (const name of Object.keys(pristine) as Array<keyof typeof pristine>) {
     if (now[name] !== pristine[name]) return `replaced ${name}`;
   }
