@@ -23,7 +23,6 @@ function globalsNow() {
     "Object.keys": Object.keys,
     "Array.prototype.push": Array.prototype.push,
     "Function.prototype.call": Function.prototype.call,
-    expect,
   };
 }
 const pristine = globalsNow();
