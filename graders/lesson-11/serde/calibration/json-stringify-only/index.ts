@@ -1,0 +1,52 @@
+/**
+ * Planted mistake: JSON.stringify is the whole serializer. The header and checksum are
+ * right, but Dates come back as strings, Maps and Sets as {}, undefined as null or nothing,
+ * and BigInt throws a TypeError.
+ */
+import { crc32 } from "node:zlib";
+
+export const CURRENT_VERSION = 2;
+
+export class SerdeError extends Error {
+  override name = "SerdeError";
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function createSerde() {
+  return { dumpsTyped, loadsTyped };
+}
+
+export function dumpsTyped(value: unknown): [string, Uint8Array] {
+  const body = Buffer.from(JSON.stringify(value), "utf8");
+  const bytes = new Uint8Array(8 + body.length);
+  bytes.set([0x63, 0x6b, CURRENT_VERSION, 0]);
+  new DataView(bytes.buffer).setUint32(4, crc32(body));
+  bytes.set(body, 8);
+  return ["ck", bytes];
+}
+
+export function loadsTyped([tag, bytes]: readonly [string, Uint8Array]): unknown {
+  if (tag !== "ck") throw new SerdeError("UNKNOWN_TAG", `Unknown tag ${tag}.`);
+  if (bytes.length < 8 || bytes[0] !== 0x63 || bytes[1] !== 0x6b) throw new SerdeError("MALFORMED", "Bad header.");
+  const body = bytes.subarray(8);
+  if (crc32(body) !== new DataView(bytes.buffer, bytes.byteOffset).getUint32(4)) throw new SerdeError("CHECKSUM", "Checksum mismatch.");
+  try {
+    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body));
+  } catch (error) {
+    throw new SerdeError("MALFORMED", `Not JSON: ${(error as Error).message}`);
+  }
+}
+
+export const dumpsMetadata = (metadata: Record<string, unknown>): string => JSON.stringify(metadata);
+export function loadsMetadata(json: string): Record<string, unknown> {
+  try {
+    return JSON.parse(json) as Record<string, unknown>;
+  } catch (error) {
+    throw new SerdeError("MALFORMED", `Not JSON: ${(error as Error).message}`);
+  }
+}

@@ -1,0 +1,321 @@
+/**
+ * Reference: typed serialization of checkpoints (lesson-11 / serde).
+ *
+ * A checkpoint body goes out as [typeTag, bytes]. The tag names the encoding
+ * ("ck", or "ck+gzip" when compressed); the bytes are a small binary header
+ * (magic, format version, CRC-32 of the body) followed by the body: UTF-8 JSON
+ * in which every value JSON cannot hold is a tagged object { "$t": kind, ... }.
+ * Metadata takes a separate path: plain JSON, queryable without this module.
+ */
+import { crc32, gunzipSync, gzipSync } from "node:zlib";
+
+/** Format version written today. Older versions load through MIGRATIONS; newer ones are refused. */
+export const CURRENT_VERSION = 2;
+export const TAG = "ck";
+export const COMPRESSED_TAG = "ck+gzip";
+const MAGIC = [0x63, 0x6b]; // "ck"
+const HEADER_BYTES = 8; // magic (2) | version (1) | reserved (1) | crc32 of body (4, big-endian)
+const MAX_DEPTH = 512;
+
+export type SerdeErrorCode =
+  | "UNKNOWN_TAG"
+  | "MALFORMED"
+  | "CHECKSUM"
+  | "UNSUPPORTED_VERSION"
+  | "TOO_LARGE"
+  | "UNSUPPORTED_VALUE"
+  | "UNKNOWN_TYPE"
+  | "CYCLE"
+  | "TOO_DEEP";
+
+export class SerdeError extends Error {
+  override name = "SerdeError";
+  constructor(
+    readonly code: SerdeErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A class the serializer may rebuild: the allow-list entry. */
+export interface CustomType<T = unknown> {
+  /** Stable name written into the payload; never a class name looked up at load time. */
+  name: string;
+  class: abstract new (...args: never[]) => T;
+  encode(value: T): unknown;
+  decode(data: unknown): T;
+}
+
+export interface SerdeOptions {
+  types?: CustomType<any>[];
+  /** Body size (bytes) above which the body is gzipped. Default 64 KiB. */
+  compressAbove?: number;
+  /** Largest body accepted on decode, after decompression. Default 64 MiB. */
+  maxDecodedBytes?: number;
+}
+
+export interface Serde {
+  dumpsTyped(value: unknown): [typeTag: string, bytes: Uint8Array];
+  loadsTyped(typed: readonly [typeTag: string, bytes: Uint8Array]): unknown;
+}
+
+type Encoded = null | boolean | number | string | Encoded[] | { [key: string]: Encoded };
+
+/**
+ * Upgrades a body written by format version n to version n + 1, on the encoded
+ * tree, before decoding. Version 1 stored Dates as epoch milliseconds.
+ */
+export const MIGRATIONS: Readonly<Record<number, (body: Encoded) => Encoded>> = {
+  1: function datesFromEpochMillis(body) {
+    if (Array.isArray(body)) return body.map(MIGRATIONS[1]!);
+    if (body === null || typeof body !== "object") return body;
+    if (body.$t === "date" && typeof body.v === "number") return { $t: "date", v: new Date(body.v).toISOString() };
+    const upgraded: { [key: string]: Encoded } = {};
+    for (const [key, value] of Object.entries(body)) defineOwn(upgraded, key, MIGRATIONS[1]!(value));
+    return upgraded;
+  },
+};
+
+/** Sets an own data property, even for "__proto__" (plain assignment would call the prototype setter). */
+function defineOwn(target: object, key: string, value: unknown): void {
+  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+function isPlainObject(value: object): boolean {
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const INTEGER = /^-?\d+$/;
+const SPECIAL_NUMBERS: Record<string, number> = { NaN: Number.NaN, Infinity: Infinity, "-Infinity": -Infinity, "-0": -0 };
+
+/**
+ * The serializer. A class so that its pieces have names (encode, decode,
+ * typeNamed) a reader can find; configure it through createSerde.
+ */
+export class TypedSerde implements Serde {
+  private readonly types: CustomType<any>[];
+  private readonly byName: Map<string, CustomType<any>>;
+  private readonly compressAbove: number;
+  private readonly maxDecodedBytes: number;
+
+  constructor(options: SerdeOptions = {}) {
+    this.types = options.types ?? [];
+    this.compressAbove = options.compressAbove ?? 64 * 1024;
+    this.maxDecodedBytes = options.maxDecodedBytes ?? 64 * 1024 * 1024;
+    this.byName = new Map(this.types.map((t) => [t.name, t]));
+    if (this.byName.size !== this.types.length) throw new SerdeError("UNSUPPORTED_VALUE", "Two custom types share a name; names must be unique.");
+  }
+
+  /** The allow-list lookup: the only way a payload's type name becomes a class. */
+  protected typeNamed(name: unknown): CustomType<any> | undefined {
+    return typeof name === "string" ? this.byName.get(name) : undefined;
+  }
+
+  protected encode(value: unknown, path: string, seen: Set<object>, depth: number): Encoded {
+    if (depth > MAX_DEPTH) throw new SerdeError("TOO_DEEP", `Value nested deeper than ${MAX_DEPTH} levels at ${path}.`);
+    switch (typeof value) {
+      case "string":
+      case "boolean":
+        return value;
+      case "number":
+        if (Number.isNaN(value)) return { $t: "num", v: "NaN" };
+        if (!Number.isFinite(value)) return { $t: "num", v: value > 0 ? "Infinity" : "-Infinity" };
+        return Object.is(value, -0) ? { $t: "num", v: "-0" } : value;
+      case "bigint":
+        return { $t: "bigint", v: value.toString() };
+      case "undefined":
+        return { $t: "undef" };
+      case "object":
+        break;
+      default:
+        throw new SerdeError("UNSUPPORTED_VALUE", `Cannot serialize a ${typeof value} at ${path}: store data, not behaviour.`);
+    }
+    if (value === null) return null;
+    if (seen.has(value)) throw new SerdeError("CYCLE", `Cyclic reference at ${path}: a checkpoint must be a tree.`);
+    seen.add(value);
+    try {
+      return this.encodeObject(value, path, seen, depth);
+    } finally {
+      seen.delete(value);
+    }
+  }
+
+  private encodeObject(value: object, path: string, seen: Set<object>, depth: number): Encoded {
+    const next = (child: unknown, at: string) => this.encode(child, at, seen, depth + 1);
+    if (Array.isArray(value)) {
+      const items: Encoded[] = [];
+      for (let i = 0; i < value.length; i++) items.push(i in value ? next(value[i], `${path}[${i}]`) : { $t: "hole" });
+      return items;
+    }
+    if (value instanceof Date) return { $t: "date", v: Number.isNaN(value.getTime()) ? null : value.toISOString() };
+    if (value instanceof Map) return { $t: "map", v: [...value].map(([k, v], i) => [next(k, `${path}<key ${i}>`), next(v, `${path}<value ${i}>`)]) };
+    if (value instanceof Set) return { $t: "set", v: [...value].map((v, i) => next(v, `${path}<item ${i}>`)) };
+    if (value instanceof Uint8Array && value.constructor === Uint8Array) return { $t: "u8", v: Buffer.from(value).toString("base64") };
+    const custom = this.types.find((t) => Object.getPrototypeOf(value) === t.class.prototype);
+    if (custom) return { $t: "custom", name: custom.name, v: next(custom.encode(value), `${path}<${custom.name}>`) };
+    if (!isPlainObject(value)) {
+      const className = value.constructor?.name ?? "an object with a custom prototype";
+      throw new SerdeError("UNSUPPORTED_VALUE", `Cannot serialize an instance of ${className} at ${path}: register it with createSerde({ types: [...] }).`);
+    }
+    const entries = Object.keys(value).map((key) => [key, next((value as Record<string, unknown>)[key], `${path}.${key}`)] as const);
+    // A plain object with a "$t" key of its own is written as entries, so it cannot pass for a tagged value.
+    if (entries.some(([key]) => key === "$t")) return { $t: "obj", v: entries.map(([k, v]) => [k, v]) };
+    const out: { [key: string]: Encoded } = {};
+    for (const [key, encoded] of entries) defineOwn(out, key, encoded);
+    return out;
+  }
+
+  protected decode(node: Encoded, path: string): unknown {
+    if (node === null || typeof node !== "object") return node;
+    if (Array.isArray(node)) {
+      const out: unknown[] = new Array(node.length);
+      node.forEach((item, i) => {
+        if (!(item !== null && typeof item === "object" && !Array.isArray(item) && item.$t === "hole")) out[i] = this.decode(item, `${path}[${i}]`);
+      });
+      return out;
+    }
+    if (!Object.hasOwn(node, "$t")) {
+      const out: Record<string, unknown> = {};
+      for (const key of Object.keys(node)) defineOwn(out, key, this.decode(node[key]!, `${path}.${key}`));
+      return out;
+    }
+    const v = node.v;
+    switch (node.$t) {
+      case "undef":
+        return undefined;
+      case "num":
+        if (typeof v === "string" && Object.hasOwn(SPECIAL_NUMBERS, v)) return SPECIAL_NUMBERS[v];
+        throw malformed(path, `"${String(v)}" is not a special number`);
+      case "bigint":
+        if (typeof v === "string" && INTEGER.test(v)) return BigInt(v);
+        throw malformed(path, "a bigint must be a decimal integer string");
+      case "date": {
+        if (v === null) return new Date(Number.NaN);
+        const date = typeof v === "string" ? new Date(v) : new Date(Number.NaN);
+        if (Number.isNaN(date.getTime())) throw malformed(path, "a date must be an ISO-8601 string");
+        return date;
+      }
+      case "u8":
+        if (typeof v === "string" && BASE64.test(v)) return new Uint8Array(Buffer.from(v, "base64"));
+        throw malformed(path, "bytes must be base64");
+      case "map":
+        if (!isPairList(v)) throw malformed(path, "a map must be a list of [key, value] pairs");
+        return new Map(v.map(([key, value], i) => [this.decode(key, `${path}<key ${i}>`), this.decode(value, `${path}<value ${i}>`)]));
+      case "set":
+        if (!Array.isArray(v)) throw malformed(path, "a set must be a list");
+        return new Set(v.map((item, i) => this.decode(item, `${path}<item ${i}>`)));
+      case "obj": {
+        if (!isPairList(v) || !v.every(([key]) => typeof key === "string")) throw malformed(path, "an escaped object must be a list of [key, value] pairs");
+        const out: Record<string, unknown> = {};
+        for (const [key, value] of v) defineOwn(out, key as string, this.decode(value, `${path}.${String(key)}`));
+        return out;
+      }
+      case "custom": {
+        const type = this.typeNamed(node.name);
+        if (!type) throw new SerdeError("UNKNOWN_TYPE", `The payload names type "${String(node.name)}" at ${path}, which is not registered; refusing to build it.`);
+        return type.decode(this.decode(v as Encoded, `${path}<${type.name}>`));
+      }
+      default:
+        throw malformed(path, `unknown value kind "${String(node.$t)}"`);
+    }
+  }
+
+  dumpsTyped(value: unknown): [string, Uint8Array] {
+    let body: Uint8Array = Buffer.from(JSON.stringify(this.encode(value, "$", new Set(), 0)), "utf8");
+    const compressed = body.length > this.compressAbove;
+    if (compressed) body = gzipSync(body);
+    const bytes = new Uint8Array(HEADER_BYTES + body.length);
+    bytes.set(MAGIC, 0);
+    bytes[2] = CURRENT_VERSION;
+    new DataView(bytes.buffer).setUint32(4, crc32(body));
+    bytes.set(body, HEADER_BYTES);
+    return [compressed ? COMPRESSED_TAG : TAG, bytes];
+  }
+
+  loadsTyped(typed: readonly [string, Uint8Array]): unknown {
+    if (!Array.isArray(typed) || typed.length !== 2) throw new SerdeError("MALFORMED", "loadsTyped expects a [typeTag, bytes] pair.");
+    const [tag, bytes] = typed;
+    if (tag !== TAG && tag !== COMPRESSED_TAG) {
+      throw new SerdeError("UNKNOWN_TAG", `Unknown type tag "${String(tag)}": this serializer reads "${TAG}" and "${COMPRESSED_TAG}".`);
+    }
+    if (!(bytes instanceof Uint8Array)) throw new SerdeError("MALFORMED", "The bytes must be a Uint8Array.");
+    if (bytes.length < HEADER_BYTES || bytes[0] !== MAGIC[0] || bytes[1] !== MAGIC[1]) {
+      throw new SerdeError("MALFORMED", `Not a checkpoint body: it must start with the 8-byte "ck" header (got ${bytes.length} bytes).`);
+    }
+    const version = bytes[2]!;
+    if (version > CURRENT_VERSION || version < 1) {
+      throw new SerdeError("UNSUPPORTED_VERSION", `Body written by format version ${version}; this code reads versions 1 to ${CURRENT_VERSION}. Upgrade the reader before resuming.`);
+    }
+    let body = bytes.subarray(HEADER_BYTES);
+    if (crc32(body) !== new DataView(bytes.buffer, bytes.byteOffset).getUint32(4)) {
+      throw new SerdeError("CHECKSUM", "The body does not match its checksum: it was truncated or corrupted in storage.");
+    }
+    if (tag === COMPRESSED_TAG) body = this.inflate(body);
+    else if (body.length > this.maxDecodedBytes) throw new SerdeError("TOO_LARGE", `The body is ${body.length} bytes, over the limit of ${this.maxDecodedBytes}.`);
+    let tree: Encoded;
+    try {
+      tree = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body)) as Encoded;
+    } catch (error) {
+      throw new SerdeError("MALFORMED", `The body is not UTF-8 JSON: ${(error as Error).message}.`);
+    }
+    for (let from = version; from < CURRENT_VERSION; from++) tree = MIGRATIONS[from]!(tree);
+    return this.decode(tree, "$");
+  }
+
+  private inflate(body: Uint8Array): Uint8Array {
+    try {
+      return gunzipSync(body, { maxOutputLength: this.maxDecodedBytes });
+    } catch (error) {
+      if (error instanceof RangeError || (error as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") {
+        throw new SerdeError("TOO_LARGE", `The body inflates past the limit of ${this.maxDecodedBytes} bytes; refusing it (a decompression bomb?).`);
+      }
+      throw new SerdeError("MALFORMED", `The compressed body does not inflate: ${(error as Error).message}.`);
+    }
+  }
+}
+
+function malformed(path: string, what: string): SerdeError {
+  return new SerdeError("MALFORMED", `Malformed checkpoint body at ${path}: ${what}.`);
+}
+
+function isPairList(value: unknown): value is Array<[Encoded, Encoded]> {
+  return Array.isArray(value) && value.every((entry) => Array.isArray(entry) && entry.length === 2);
+}
+
+export function createSerde(options: SerdeOptions = {}): Serde {
+  return new TypedSerde(options);
+}
+
+const defaultSerde = new TypedSerde();
+export const dumpsTyped = (value: unknown): [string, Uint8Array] => defaultSerde.dumpsTyped(value);
+export const loadsTyped = (typed: readonly [string, Uint8Array]): unknown => defaultSerde.loadsTyped(typed);
+
+/** Metadata: plain JSON, so a store can index and filter it without this serializer. */
+export function dumpsMetadata(metadata: Record<string, unknown>): string {
+  if (metadata === null || typeof metadata !== "object" || Array.isArray(metadata)) {
+    throw new SerdeError("UNSUPPORTED_VALUE", "Metadata must be a plain object of JSON values.");
+  }
+  const check = (value: unknown, path: string): void => {
+    if (value === null || typeof value === "string" || typeof value === "boolean") return;
+    if (typeof value === "number" && Number.isFinite(value)) return;
+    if (Array.isArray(value)) return value.forEach((v, i) => check(v, `${path}[${i}]`));
+    if (typeof value === "object" && isPlainObject(value)) return Object.entries(value).forEach(([k, v]) => check(v, `${path}.${k}`));
+    throw new SerdeError("UNSUPPORTED_VALUE", `Metadata at ${path} is not a JSON value; keep metadata to strings, numbers, booleans, null, arrays and objects.`);
+  };
+  check(metadata, "metadata");
+  return JSON.stringify(metadata);
+}
+
+export function loadsMetadata(json: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch (error) {
+    throw new SerdeError("MALFORMED", `Metadata is not JSON: ${(error as Error).message}.`);
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new SerdeError("MALFORMED", "Metadata must be a JSON object.");
+  return parsed as Record<string, unknown>;
+}
