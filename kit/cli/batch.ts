@@ -99,7 +99,7 @@ export async function gradeBatch(options: GradeOptions): Promise<number> {
             target.dispose();
           }
         } catch (error) {
-          allMeet = false;
+          if (options.minTier) allMeet = false; // an ungradable submission meets no tier
           process.stderr.write(`could not grade ${candidate}: ${(error as Error).message}\n`);
           return { candidate, status: "error", error: (error as Error).message, units: {} };
         }
