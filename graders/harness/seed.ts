@@ -33,8 +33,10 @@ export async function assertProperty<Ts extends [unknown, ...unknown[]]>(
   try {
     await fc.assert(property as fc.IAsyncProperty<Ts>, { seed: SEED, numRuns: options.numRuns ?? 100 });
   } catch (error) {
+    // fast-check 4 reports the counterexample in the message and the check's own failure in `cause`.
     const message = error instanceof Error ? error.message : String(error);
-    throw new Error(`${message}\n(reproduce with CHECKPOINT_KIT_SEED=${SEED})`);
+    const cause = error instanceof Error && error.cause instanceof Error ? `\n${error.cause.message}` : "";
+    throw new Error(`${message}${cause}\n(reproduce with CHECKPOINT_KIT_SEED=${SEED})`);
   }
 }
 

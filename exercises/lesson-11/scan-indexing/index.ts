@@ -1,0 +1,80 @@
+/**
+ * Lesson 11 / scan-indexing: a Redis checkpoint saver that never blocks Redis.
+ * Read lessons/lesson-11/scan-indexing.md first.
+ *
+ * Implement `RedisSaver` (the runtime's `CheckpointSaver`) on an ioredis client:
+ *
+ *   new RedisSaver(client: Redis, options?: { ttlSeconds?: number })
+ *
+ * Key scheme (the lesson's): `checkpoint$<thread>$<ns>$<checkpoint_id>` and
+ * `writes$<thread>$<ns>$<checkpoint_id>$<task_id>$<idx>`, plus whatever index
+ * keys you design. Use the runtime's `JsonSerializer` for bodies; keep the
+ * metadata as plain JSON so it can be filtered. Only commands ioredis-mock 8.13
+ * supports: no EVALSHA / SCRIPT LOAD, no SCAN ... TYPE, no RedisJSON/RediSearch.
+ *
+ * - put(config, checkpoint, metadata): stores the checkpoint; its parent is
+ *   config.checkpointId. Returns { threadId, checkpointNs, checkpointId }.
+ * - putWrites(config, writes, taskId): one key per (checkpoint, task, index),
+ *   index = writeIndex(channel, position) from #runtime (WRITES_IDX_MAP).
+ * - getTuple(config): that checkpoint, or the latest without checkpointId;
+ *   pendingWrites ordered by task id, then index.
+ * - list(config, { before, limit, filter }): newest first, before exclusive.
+ *   Filter keys: stage, userId, source, step (exact match on metadata),
+ *   createdAfter (inclusive) / createdBefore (exclusive) on checkpoint.ts
+ *   (ISO-8601 or epoch ms). Any other key throws a RedisSaverError naming it.
+ * - deleteThread(threadId): SCAN + UNLINK in batches; other threads intact.
+ *
+ * The grader drives your saver through an instrumented client and checks:
+ * put then getTuple returns everything stored; latest lookup; no KEYS ever, SCAN always with
+ * MATCH and COUNT; list order, before and limit; idempotent putWrites; thread
+ * and namespace isolation; then (excellence) filters, list({ limit: 10 }) in at
+ * most 10 round trips among 100,000 keys, thread ids containing * ? [ ] \ $ kept
+ * apart, bodies fetched in batches, TTL on every key and deleteThread in batches.
+ */
+import type { Redis } from "ioredis";
+import type { Checkpoint, CheckpointMetadata, CheckpointSaver, CheckpointTuple, ListOptions, RunnableConfig } from "#runtime";
+
+export class RedisSaverError extends Error {
+  override name = "RedisSaverError";
+}
+
+/** The filter keys list() answers; any other key is refused with a RedisSaverError naming it. */
+export const SUPPORTED_FILTER_KEYS = ["stage", "userId", "source", "step", "createdAfter", "createdBefore"] as const;
+
+export interface RedisSaverOptions {
+  /** When set, every key the saver writes (checkpoint, writes, index) expires after this many seconds. */
+  ttlSeconds?: number;
+}
+
+export class RedisSaver implements CheckpointSaver {
+  constructor(
+    protected readonly client: Redis,
+    protected readonly options: RedisSaverOptions = {},
+  ) {}
+
+  async put(config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata): Promise<RunnableConfig> {
+    // TODO: one MULTI: the checkpoint hash (body, metadata JSON, parent id, ts) and its index entries; EXPIRE when ttlSeconds is set.
+    throw new Error("TODO: RedisSaver.put");
+  }
+
+  async putWrites(config: RunnableConfig, writes: Array<[channel: string, value: unknown]>, taskId: string): Promise<void> {
+    // TODO: key each write by writeIndex(channel, position); SET NX for regular channels, SET for special ones.
+    throw new Error("TODO: RedisSaver.putWrites");
+  }
+
+  async getTuple(config: RunnableConfig): Promise<CheckpointTuple | undefined> {
+    // TODO: without checkpointId, read the newest id from your index; fetch body and writes in batches.
+    throw new Error("TODO: RedisSaver.getTuple");
+  }
+
+  // eslint-disable-next-line require-yield -- the TODO throws before the first tuple
+  async *list(config: RunnableConfig, options?: ListOptions): AsyncGenerator<CheckpointTuple> {
+    // TODO: walk an index newest first (never KEYS), honour before/limit/filter, fetch bodies in batches.
+    throw new Error("TODO: RedisSaver.list");
+  }
+
+  async deleteThread(threadId: string): Promise<void> {
+    // TODO: SCAN MATCH <escaped or encoded thread pattern> COUNT n, UNLINK each page, until the cursor is 0.
+    throw new Error("TODO: RedisSaver.deleteThread");
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * The key scheme. Every id component is encoded so that it can contain neither
+ * the separator `$` nor a glob character: a key then has exactly one parse, and
+ * a MATCH pattern built from an id matches that id only.
+ *
+ *   checkpoint$<thread>$<ns>$<checkpoint_id>              hash: type, body, metadata, parent, ts
+ *   writes$<thread>$<ns>$<checkpoint_id>$<task_id>$<idx>  string: one pending write (JSON)
+ *   writeset$<thread>$<ns>$<checkpoint_id>                set: the writes keys of that checkpoint
+ *   cpindex$<thread>$<ns>                                 zset, all scores 0: checkpoint ids in lex = creation order
+ *   cpindex$<thread>$<ns>$<field>$<json value>            zset, same shape: ids whose metadata[field] is that value
+ */
+
+/** The metadata fields with an index of their own (the seed's practical question: stage and user). */
+export const INDEXED_FIELDS = ["stage", "userId"] as const;
+export type IndexedField = (typeof INDEXED_FIELDS)[number];
+
+/** Percent-encodes `%` (so decoding is unambiguous), the separator, and every character special to Redis globs. */
+export function encodeComponent(raw: string): string {
+  return raw.replace(/[%$*?[\]\\^]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, "0")}`);
+}
+
+export function decodeComponent(encoded: string): string {
+  return encoded.replace(/%([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+}
+
+const scope = (threadId: string, ns: string) => `${encodeComponent(threadId)}$${encodeComponent(ns)}`;
+
+export const keys = {
+  checkpoint: (threadId: string, ns: string, id: string) => `checkpoint$${scope(threadId, ns)}$${encodeComponent(id)}`,
+  write: (threadId: string, ns: string, id: string, taskId: string, idx: number) =>
+    `writes$${scope(threadId, ns)}$${encodeComponent(id)}$${encodeComponent(taskId)}$${idx}`,
+  writeSet: (threadId: string, ns: string, id: string) => `writeset$${scope(threadId, ns)}$${encodeComponent(id)}`,
+  index: (threadId: string, ns: string) => `cpindex$${scope(threadId, ns)}`,
+  fieldIndex: (threadId: string, ns: string, field: IndexedField, value: unknown) =>
+    `cpindex$${scope(threadId, ns)}$${field}$${encodeComponent(JSON.stringify(value))}`,
+  /** Every key of a thread, whatever its kind or namespace; safe because the thread id is encoded. */
+  threadPattern: (threadId: string) => `*$${encodeComponent(threadId)}$*`,
+};
+
+/** The thread component of any key of the scheme (the second `$`-separated part). */
+export function threadOfKey(key: string): string | undefined {
+  const parts = key.split("$");
+  return parts.length >= 3 ? decodeComponent(parts[1]!) : undefined;
+}
