@@ -84,7 +84,7 @@ grader.core(
 
 grader.core(
   "metadata is plain JSON, readable without the serializer, and loads back as written",
-  { hint: "dumpsMetadata is JSON.stringify of a plain object (refuse values JSON cannot hold); loadsMetadata parses and checks it is an object.", section: "metadata-goes-its-own-way", weight: 1 },
+  { hint: "dumpsMetadata is JSON.stringify of a plain object (refuse values JSON cannot hold); loadsMetadata parses, checks the result is an object, and wraps every failure in SerdeError.", section: "metadata-goes-its-own-way", weight: 1 },
   (api) => {
     const random = seededRandom();
     for (let i = 0; i < 10; i++) {
@@ -93,7 +93,10 @@ grader.core(
       if (typeof text !== "string" || !isDeepStrictEqual(JSON.parse(text), metadata)) throw new Error(`dumpsMetadata(${show(metadata)}) returned ${show(text)}; it must be plain JSON of the same object.`);
       if (!isDeepStrictEqual(api.loadsMetadata(text), metadata)) throw new Error("loadsMetadata did not return what dumpsMetadata was given.");
     }
-    if (!(thrown(() => api.loadsMetadata("{not json")) instanceof api.SerdeError)) throw new Error("loadsMetadata of malformed JSON must throw SerdeError.");
+    for (const text of ["{not json", "[1, 2]", '"a string"', "null"]) {
+      const error = thrown(() => api.loadsMetadata(text));
+      if (!(error instanceof api.SerdeError)) throw new Error(`loadsMetadata(${show(text)}) must throw SerdeError (metadata is a JSON object); got ${show(error)}.`);
+    }
   },
 );
 
@@ -144,20 +147,17 @@ grader.excellence(
       if (!(back.price instanceof Money) || back.price.format() !== "EUR 1999" || !(back.list[0] instanceof Money)) throw new Error(`A registered Money came back as ${show(back)}; expected Money instances with working methods.`);
       const refused = thrown(() => serde.dumpsTyped({ x: new Unregistered() }));
       if (!(refused instanceof api.SerdeError)) throw new Error(`Dumping an unregistered class instance must throw SerdeError (it would load as a plain object); got ${show(refused)}.`);
-      for (const payload of [{ $t: "custom", name: "Dangerous", v: {} }, { __class__: "Dangerous", __type__: "Dangerous", $type: "Dangerous", className: "Dangerous", type: "Dangerous" }]) {
-        try {
-          serde.loadsTyped(["ck", forgeBody(api.CURRENT_VERSION, payload)]);
-        } catch {
-          // refusing is fine
-        }
-      }
+      const unknownName = thrown(() => serde.loadsTyped(["ck", forgeBody(api.CURRENT_VERSION, { $t: "custom", name: "Dangerous", v: {} })]));
+      if (sideEffects > 0) throw new Error(`Loading { $t: "custom", name: "Dangerous" } ran the constructor of globalThis.Dangerous: the payload chose which class to build. Look names up in the registered types only.`);
+      if (!(unknownName instanceof api.SerdeError)) throw new Error(`Loading { $t: "custom", name: "Dangerous" }, a name that is not registered, must throw SerdeError; got ${show(unknownName)}.`);
+      // Pickle-style markers other serializers use: they must stay plain data.
+      const markers = { __class__: "Dangerous", __type__: "Dangerous", $type: "Dangerous", className: "Dangerous", type: "Dangerous" };
+      const asData = serde.loadsTyped(["ck", forgeBody(api.CURRENT_VERSION, markers)]);
+      if (!isDeepStrictEqual(asData, markers)) throw new Error(`A plain object whose fields name a class loaded as ${show(asData)}; it must stay the plain object it was.`);
+      // The learner's own payload with the registered name swapped for a global class name, re-checksummed.
       const [tag, bytes] = serde.dumpsTyped({ m: new Money(5n, "GBP") });
-      const renamed = Buffer.from(bytes).toString("latin1").replaceAll("money", "Dangerous").replaceAll("Money", "Dangerous");
-      try {
-        serde.loadsTyped([tag, new Uint8Array(Buffer.from(renamed, "latin1"))]);
-      } catch {
-        // refusing is fine
-      }
+      const swapped = Buffer.from(bytes.subarray(8)).toString("utf8").replaceAll('"money"', '"Dangerous"');
+      thrown(() => serde.loadsTyped([tag, forgeBody(bytes[2]!, undefined, Buffer.from(swapped, "utf8"))]));
       if (sideEffects > 0) throw new Error(`Loading a payload that names "Dangerous" ran its constructor ${sideEffects} time(s); only registered types may be built, looked up by the registered name.`);
     } finally {
       delete (globalThis as Record<string, unknown>).Dangerous;
@@ -201,10 +201,11 @@ grader.excellence(
     const serde = api.createSerde({ maxDecodedBytes: 1024 * 1024 });
     const fits = { text: "y".repeat(200_000) };
     if (!isDeepStrictEqual(roundTrip(api, fits, serde), fits)) throw new Error("With maxDecodedBytes of 1 MB, a 200 KB state must still round-trip.");
-    const bomb = forgeBody(api.CURRENT_VERSION, { big: "x" }, gzipSync(Buffer.from(JSON.stringify({ big: "a".repeat(64 * 1024 * 1024) }))));
+    // 16 MB of JSON in about 16 KB of gzip: a thousandfold expansion, sixteen times the limit.
+    const bomb = forgeBody(api.CURRENT_VERSION, undefined, gzipSync(Buffer.from(JSON.stringify({ big: "a".repeat(16 * 1024 * 1024) }))));
     const started = performance.now();
     const error = thrown(() => serde.loadsTyped(["ck+gzip", bomb]));
-    if (!(error instanceof api.SerdeError)) throw new Error(`A body that inflates to 64 MB was not refused with SerdeError under a 1 MB limit; got ${show(error)}.`);
+    if (!(error instanceof api.SerdeError)) throw new Error(`A body that inflates to 16 MB was not refused with SerdeError under a 1 MB limit; got ${show(error)}.`);
     if (performance.now() - started > 2000) throw new Error("Refusing the bomb took over 2 s: stop inflating at the limit instead of inflating everything first.");
   },
 );

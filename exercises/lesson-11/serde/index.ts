@@ -44,6 +44,7 @@
 export const CURRENT_VERSION = 2;
 
 export type SerdeErrorCode =
+  | "BAD_OPTIONS"
   | "UNKNOWN_TAG"
   | "MALFORMED"
   | "CHECKSUM"

@@ -1,7 +1,7 @@
 /** Hidden checks of the serde unit (interviewer grading only). */
 import { isDeepStrictEqual } from "node:util";
 import { defineGrader } from "#harness/check.ts";
-import { show, thrown, type SerdeApi } from "./fixture.ts";
+import { forgeBody, show, thrown, type SerdeApi } from "./fixture.ts";
 
 const grader = defineGrader<SerdeApi>({ lesson: "lesson-11", unit: "serde", exports: ["dumpsTyped", "loadsTyped", "SerdeError"] });
 
@@ -37,5 +37,34 @@ grader.excellence(
     for (const value of [{ callback: () => 1 }, { id: Symbol("x") }]) {
       if (!(thrown(() => api.dumpsTyped(value)) instanceof api.SerdeError)) throw new Error(`Dumping ${show(value)} must throw SerdeError; JSON.stringify would silently drop it.`);
     }
+  },
+);
+
+/** Depth of a chain of single-element arrays, counted without recursion. */
+function arrayChainDepth(value: unknown): number {
+  let depth = 0;
+  for (let node = value; Array.isArray(node); node = node[0]) depth++;
+  return depth;
+}
+
+grader.excellence(
+  "deep nesting is handled or refused with SerdeError, never a stack overflow",
+  { hint: "Bound the depth on encode and on decode (or walk iteratively), and refuse past the bound with SerdeError instead of letting a RangeError escape.", section: "failing-loudly-on-bad-input", visibility: "hidden", category: "robustness" },
+  (api) => {
+    let moderate: unknown = "leaf";
+    for (let i = 0; i < 200; i++) moderate = i % 3 === 0 ? new Map([[i, moderate]]) : i % 3 === 1 ? [moderate] : { next: moderate };
+    if (!isDeepStrictEqual(api.loadsTyped(api.dumpsTyped(moderate)), moderate)) throw new Error("A value nested 200 levels deep (maps, arrays, objects) did not round-trip.");
+    let deep: unknown = 0;
+    for (let i = 0; i < 50_000; i++) deep = [deep];
+    const dumped = thrown(() => {
+      const back = api.loadsTyped(api.dumpsTyped(deep));
+      if (arrayChainDepth(back) !== 50_000) throw new Error("it came back with a different depth");
+    });
+    if (dumped !== undefined && !(dumped instanceof api.SerdeError)) throw new Error(`A value nested 50,000 arrays deep gave ${show(dumped)}; refuse it with SerdeError (or round-trip it).`);
+    const forged = forgeBody(api.CURRENT_VERSION, undefined, Buffer.from("[".repeat(100_000) + "]".repeat(100_000), "utf8"));
+    const loaded = thrown(() => {
+      if (arrayChainDepth(api.loadsTyped(["ck", forged])) !== 100_000) throw new Error("it decoded to a different depth");
+    });
+    if (loaded !== undefined && !(loaded instanceof api.SerdeError)) throw new Error(`A stored body nested 100,000 arrays deep gave ${show(loaded)} on load; refuse it with SerdeError (or decode it).`);
   },
 );

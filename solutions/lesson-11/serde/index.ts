@@ -8,6 +8,7 @@
  * Metadata takes a separate path: plain JSON, queryable without this module.
  */
 import { crc32, gunzipSync, gzipSync } from "node:zlib";
+import { z } from "zod";
 
 /** Format version written today. Older versions load through MIGRATIONS; newer ones are refused. */
 export const CURRENT_VERSION = 2;
@@ -16,8 +17,11 @@ export const COMPRESSED_TAG = "ck+gzip";
 const MAGIC = [0x63, 0x6b]; // "ck"
 const HEADER_BYTES = 8; // magic (2) | version (1) | reserved (1) | crc32 of body (4, big-endian)
 const MAX_DEPTH = 512;
+// A value MAX_DEPTH deep encodes to a deeper tree (a Map level adds { $t, v: [[k, v]] }); bound the tree so every recursive pass below is safe.
+const MAX_TREE_DEPTH = 4 * MAX_DEPTH + 8;
 
 export type SerdeErrorCode =
+  | "BAD_OPTIONS"
   | "UNKNOWN_TAG"
   | "MALFORMED"
   | "CHECKSUM"
@@ -91,6 +95,15 @@ const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const INTEGER = /^-?\d+$/;
 const SPECIAL_NUMBERS: Record<string, number> = { NaN: Number.NaN, Infinity: Infinity, "-Infinity": -Infinity, "-0": -0 };
 
+const callable = z.custom<(...args: never[]) => unknown>((value) => typeof value === "function", "expected a function");
+const OPTIONS = z.object({
+  types: z.array(z.object({ name: z.string().min(1), class: callable, encode: callable, decode: callable })).optional(),
+  compressAbove: z
+    .union([z.number().nonnegative(), z.literal(Infinity)], { error: "compressAbove must be a size in bytes (>= 0), or Infinity to never compress" })
+    .optional(),
+  maxDecodedBytes: z.number().int().positive().optional(),
+});
+
 /**
  * The serializer. A class so that its pieces have names (encode, decode,
  * typeNamed) a reader can find; configure it through createSerde.
@@ -102,11 +115,13 @@ export class TypedSerde implements Serde {
   private readonly maxDecodedBytes: number;
 
   constructor(options: SerdeOptions = {}) {
-    this.types = options.types ?? [];
-    this.compressAbove = options.compressAbove ?? 64 * 1024;
-    this.maxDecodedBytes = options.maxDecodedBytes ?? 64 * 1024 * 1024;
+    const parsed = OPTIONS.safeParse(options);
+    if (!parsed.success) throw new SerdeError("BAD_OPTIONS", `Invalid createSerde options: ${z.prettifyError(parsed.error)}`);
+    this.types = options.types ?? []; // the caller's entries, not zod's copies: class identity matters
+    this.compressAbove = parsed.data.compressAbove ?? 64 * 1024;
+    this.maxDecodedBytes = parsed.data.maxDecodedBytes ?? 64 * 1024 * 1024;
     this.byName = new Map(this.types.map((t) => [t.name, t]));
-    if (this.byName.size !== this.types.length) throw new SerdeError("UNSUPPORTED_VALUE", "Two custom types share a name; names must be unique.");
+    if (this.byName.size !== this.types.length) throw new SerdeError("BAD_OPTIONS", "Two custom types share a name; names must be unique.");
   }
 
   /** The allow-list lookup: the only way a payload's type name becomes a class. */
@@ -115,7 +130,7 @@ export class TypedSerde implements Serde {
   }
 
   protected encode(value: unknown, path: string, seen: Set<object>, depth: number): Encoded {
-    if (depth > MAX_DEPTH) throw new SerdeError("TOO_DEEP", `Value nested deeper than ${MAX_DEPTH} levels at ${path}.`);
+    if (depth > MAX_DEPTH) throw new SerdeError("TOO_DEEP", `Value nested deeper than ${MAX_DEPTH} levels (at ${path.slice(0, 40)}…); a checkpoint this deep is almost certainly a bug.`);
     switch (typeof value) {
       case "string":
       case "boolean":
@@ -150,12 +165,16 @@ export class TypedSerde implements Serde {
       for (let i = 0; i < value.length; i++) items.push(i in value ? next(value[i], `${path}[${i}]`) : { $t: "hole" });
       return items;
     }
-    if (value instanceof Date) return { $t: "date", v: Number.isNaN(value.getTime()) ? null : value.toISOString() };
-    if (value instanceof Map) return { $t: "map", v: [...value].map(([k, v], i) => [next(k, `${path}<key ${i}>`), next(v, `${path}<value ${i}>`)]) };
-    if (value instanceof Set) return { $t: "set", v: [...value].map((v, i) => next(v, `${path}<item ${i}>`)) };
-    if (value instanceof Uint8Array && value.constructor === Uint8Array) return { $t: "u8", v: Buffer.from(value).toString("base64") };
-    const custom = this.types.find((t) => Object.getPrototypeOf(value) === t.class.prototype);
+    const proto: unknown = Object.getPrototypeOf(value);
+    // Registered types first, so a registered subclass of Map or Date keeps its class.
+    const custom = this.types.find((t) => proto === t.class.prototype);
     if (custom) return { $t: "custom", name: custom.name, v: next(custom.encode(value), `${path}<${custom.name}>`) };
+    // Exact prototypes: a subclass (Buffer, a Map subclass) would come back as its base class, so it is refused below.
+    if (proto === Date.prototype) return { $t: "date", v: Number.isNaN((value as Date).getTime()) ? null : (value as Date).toISOString() };
+    if (proto === Map.prototype) return { $t: "map", v: [...(value as Map<unknown, unknown>)].map(([k, v], i) => [next(k, `${path}<key ${i}>`), next(v, `${path}<value ${i}>`)]) };
+    if (proto === Set.prototype) return { $t: "set", v: [...(value as Set<unknown>)].map((v, i) => next(v, `${path}<item ${i}>`)) };
+    if (proto === Uint8Array.prototype) return { $t: "u8", v: Buffer.from(value as Uint8Array).toString("base64") };
+    if (value instanceof Uint8Array) throw new SerdeError("UNSUPPORTED_VALUE", `Cannot serialize a ${value.constructor.name} at ${path}: it would load as a plain Uint8Array; store new Uint8Array(value) instead.`);
     if (!isPlainObject(value)) {
       const className = value.constructor?.name ?? "an object with a custom prototype";
       throw new SerdeError("UNSUPPORTED_VALUE", `Cannot serialize an instance of ${className} at ${path}: register it with createSerde({ types: [...] }).`);
@@ -216,7 +235,12 @@ export class TypedSerde implements Serde {
       case "custom": {
         const type = this.typeNamed(node.name);
         if (!type) throw new SerdeError("UNKNOWN_TYPE", `The payload names type "${String(node.name)}" at ${path}, which is not registered; refusing to build it.`);
-        return type.decode(this.decode(v as Encoded, `${path}<${type.name}>`));
+        const data = this.decode(v as Encoded, `${path}<${type.name}>`);
+        try {
+          return type.decode(data);
+        } catch (error) {
+          throw malformed(path, `the registered type "${type.name}" could not decode its data (${(error as Error).message})`);
+        }
       }
       default:
         throw malformed(path, `unknown value kind "${String(node.$t)}"`);
@@ -261,6 +285,7 @@ export class TypedSerde implements Serde {
     } catch (error) {
       throw new SerdeError("MALFORMED", `The body is not UTF-8 JSON: ${(error as Error).message}.`);
     }
+    assertTreeDepth(tree);
     for (let from = version; from < CURRENT_VERSION; from++) tree = MIGRATIONS[from]!(tree);
     return this.decode(tree, "$");
   }
@@ -279,6 +304,17 @@ export class TypedSerde implements Serde {
 
 function malformed(path: string, what: string): SerdeError {
   return new SerdeError("MALFORMED", `Malformed checkpoint body at ${path}: ${what}.`);
+}
+
+/** Refuses a parsed tree nested past MAX_TREE_DEPTH, without recursion, so the passes that follow cannot overflow the stack. */
+function assertTreeDepth(tree: Encoded): void {
+  const pending: Array<[Encoded, number]> = [[tree, 0]];
+  while (pending.length > 0) {
+    const [node, depth] = pending.pop()!;
+    if (node === null || typeof node !== "object") continue;
+    if (depth > MAX_TREE_DEPTH) throw new SerdeError("TOO_DEEP", `The body nests deeper than ${MAX_TREE_DEPTH} levels; refusing it.`);
+    for (const child of Array.isArray(node) ? node : Object.values(node)) pending.push([child, depth + 1]);
+  }
 }
 
 function isPairList(value: unknown): value is Array<[Encoded, Encoded]> {

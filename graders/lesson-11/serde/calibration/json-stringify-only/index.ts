@@ -4,18 +4,12 @@
  * and BigInt throws a TypeError.
  */
 import { crc32 } from "node:zlib";
+import { SerdeError } from "../../../../../solutions/lesson-11/serde/index.ts";
+
+// The error type and the metadata path are the reference's: the planted mistake is in the body encoding only.
+export { SerdeError, dumpsMetadata, loadsMetadata } from "../../../../../solutions/lesson-11/serde/index.ts";
 
 export const CURRENT_VERSION = 2;
-
-export class SerdeError extends Error {
-  override name = "SerdeError";
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 export function createSerde() {
   return { dumpsTyped, loadsTyped };
@@ -42,11 +36,3 @@ export function loadsTyped([tag, bytes]: readonly [string, Uint8Array]): unknown
   }
 }
 
-export const dumpsMetadata = (metadata: Record<string, unknown>): string => JSON.stringify(metadata);
-export function loadsMetadata(json: string): Record<string, unknown> {
-  try {
-    return JSON.parse(json) as Record<string, unknown>;
-  } catch (error) {
-    throw new SerdeError("MALFORMED", `Not JSON: ${(error as Error).message}`);
-  }
-}
