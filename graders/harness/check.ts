@@ -9,7 +9,7 @@
 import { appendFileSync } from "node:fs";
 import { test } from "vitest";
 import { findTampering } from "./integrity.ts";
-import { loadImplementation } from "./implementation.ts";
+import { ImplementationLoadError, loadImplementation } from "./implementation.ts";
 
 export type Tier = "core" | "excellence";
 export type Visibility = "public" | "hidden";
@@ -65,10 +65,23 @@ export interface GraderOptions {
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
+const LOAD_LIMIT_MS = 8_000;
+
+function withinLoadLimit<T>(loading: Promise<T>, unit: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new ImplementationLoadError(`Your ${unit} module did not finish loading within ${LOAD_LIMIT_MS / 1000} s: is there a top-level await that never resolves?`)),
+      LOAD_LIMIT_MS,
+    );
+  });
+  return Promise.race([loading, limit]).finally(() => clearTimeout(timer));
+}
 
 export function defineGrader<Api>(options: GraderOptions): Grader<Api> {
   let loading: Promise<Api> | undefined;
-  const load = () => (loading ??= loadImplementation<Api>(options.lesson, options.unit, options.exports));
+  // Loaded once; a load that fails or hangs fails every check at once instead of each waiting out its timeout.
+  const load = () => (loading ??= withinLoadLimit(loadImplementation<Api>(options.lesson, options.unit, options.exports), options.unit));
 
   const register = (tier: Tier) => (title: string, check: CheckOptions, body: CheckBody<Api>) => {
     const meta: CheckMeta = {

@@ -5,7 +5,7 @@
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { createInterface } from "node:readline";
@@ -136,9 +136,12 @@ export function sandboxFlags(lesson: string, unit: string, implementationDir: st
         .map((name) => join(unitGraderDir, name))
     : [];
   // A folder grants its whole subtree; the kit root itself is deliberately absent.
+  const dependencies = join(KIT_ROOT, "node_modules");
   const readable = [
     join(KIT_ROOT, "package.json"),
-    join(KIT_ROOT, "node_modules"),
+    dependencies,
+    // A linked node_modules (a shared install) is read through its real path.
+    ...(existsSync(dependencies) && realpathSync(dependencies) !== dependencies ? [realpathSync(dependencies)] : []),
     join(KIT_ROOT, "runtime"),
     join(KIT_ROOT, "graders", "harness"),
     join(KIT_ROOT, "graders", "vitest.config.ts"),

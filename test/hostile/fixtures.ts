@@ -27,7 +27,7 @@ const stall = "while (true) {}";
 export const HOSTILE_CASES: HostileCase[] = [
   { name: "synchronous infinite loop at import", atImport: stall, reason: /timed out after \d+ s while running check/ },
   { name: "synchronous infinite loop inside a check", whenCalled: stall, reason: /timed out after \d+ s while running check "/ },
-  { name: "a promise that never resolves", whenCalled: "return new Promise(() => {});", reason: /timed out/i },
+  { name: "a promise that never resolves, at import", atImport: "await new Promise(() => {});", reason: /did not finish loading within \d+ s/ },
   { name: "process.exit(0) at import", atImport: "process.exit(0);", reason: /process\.exit/ },
   { name: "process.exit(0) inside a check", whenCalled: "process.exit(0);", reason: /process\.exit/ },
   { name: "a throw at import", atImport: 'throw new Error("boom at import");', reason: /threw while it was being imported: Error: boom at import/ },
