@@ -18,14 +18,11 @@
  * Children start as learner-process.ts describes: TypeScript hooks with a disk cache (a crash
  * matrix starts dozens of processes) and the engine's sandbox flags, like the grader.
  */
-import { fork } from "node:child_process";
 import pLimit from "p-limit";
-import { KIT_ROOT } from "./implementation.ts";
-import { learnerExecArgv } from "./learner-process.ts";
+import { forkLearnerProcess } from "./learner-process.ts";
 
 const CRASH_AT = "CHECKPOINT_KIT_CRASH_AT";
 const ARGS = "CHECKPOINT_KIT_CRASH_ARGS";
-const STDERR_KEEP = 4096;
 
 // ---- parent side ------------------------------------------------------------------
 
@@ -54,17 +51,7 @@ export function runChild<R>(options: ChildRunOptions): Promise<ChildOutcome<R>> 
   const env: NodeJS.ProcessEnv = { ...process.env, [ARGS]: JSON.stringify(options.args) };
   delete env[CRASH_AT];
   if (options.crashAt !== undefined) env[CRASH_AT] = options.crashAt;
-  const child = fork(options.entry, [], {
-    cwd: KIT_ROOT,
-    env,
-    execArgv: learnerExecArgv(options.memoryMb),
-    stdio: ["ignore", "ignore", "pipe", "ipc"],
-  });
-  let stderr = "";
-  child.stderr?.setEncoding("utf8");
-  child.stderr?.on("data", (chunk: string) => {
-    stderr = (stderr + chunk).slice(-STDERR_KEEP);
-  });
+  const { child, stderr: stderrSoFar } = forkLearnerProcess(options.entry, { env, memoryMb: options.memoryMb });
   let message: ChildMessage | undefined;
   child.on("message", (received: ChildMessage) => {
     message ??= received;
@@ -78,6 +65,7 @@ export function runChild<R>(options: ChildRunOptions): Promise<ChildOutcome<R>> 
   return new Promise((resolve) => {
     child.once("exit", (code, signal) => {
       clearTimeout(timer);
+      const stderr = stderrSoFar();
       if (timedOut) resolve({ kind: "timed-out", stderr });
       else if (message?.type === "result") resolve({ kind: "finished", result: message.value as R, stderr });
       else if (message?.type === "failed") resolve({ kind: "failed", message: message.message, stderr });

@@ -15,12 +15,10 @@
  * control messages from the grader (e.g. "advance the clock"), and exits when
  * the grader goes away.
  */
-import { fork } from "node:child_process";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createParser } from "eventsource-parser";
-import { KIT_ROOT } from "./implementation.ts";
-import { learnerExecArgv } from "./learner-process.ts";
+import { forkLearnerProcess } from "./learner-process.ts";
 
 // ---- parent side ------------------------------------------------------------------
 
@@ -58,26 +56,15 @@ type ChildMessage =
   | { type: "reply"; id: number; ok: true; value: unknown }
   | { type: "reply"; id: number; ok: false; message: string };
 
-const STDERR_KEEP = 4096;
 
 export async function startServerProcess(options: StartServerOptions): Promise<ServerProcess> {
-  const child = fork(options.entry, [], {
-    cwd: KIT_ROOT,
-    env: { ...process.env, ...options.env },
-    execArgv: learnerExecArgv(options.memoryMb),
-    stdio: ["ignore", "ignore", "pipe", "ipc"],
-  });
-  let stderr = "";
-  child.stderr?.setEncoding("utf8");
-  child.stderr?.on("data", (chunk: string) => {
-    stderr = (stderr + chunk).slice(-STDERR_KEEP);
-  });
+  const { child, stderr } = forkLearnerProcess(options.entry, { env: { ...process.env, ...options.env }, memoryMb: options.memoryMb });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
 
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
-      reject(new ServerStartError(`The server process did not start listening within ${options.readyTimeoutMs ?? 15_000} ms.${tail(stderr)}`));
+      reject(new ServerStartError(`The server process did not start listening within ${options.readyTimeoutMs ?? 15_000} ms.${tail(stderr())}`));
     }, options.readyTimeoutMs ?? 15_000);
     const onMessage = (message: ChildMessage) => {
       if (message.type === "listening") {
@@ -92,7 +79,7 @@ export async function startServerProcess(options: StartServerOptions): Promise<S
     };
     const onExit = (code: number | null, signal: string | null) => {
       clearTimeout(timer);
-      reject(new ServerStartError(`The server process exited (${signal ?? `code ${code}`}) before it was listening.${tail(stderr)}`));
+      reject(new ServerStartError(`The server process exited (${signal ?? `code ${code}`}) before it was listening.${tail(stderr())}`));
     };
     child.on("message", onMessage);
     child.once("exit", onExit);
@@ -133,7 +120,7 @@ export async function startServerProcess(options: StartServerOptions): Promise<S
       await killAndWait("SIGTERM");
       clearTimeout(timer);
     },
-    stderr: () => stderr,
+    stderr,
   };
 }
 

@@ -4,6 +4,9 @@
  * a subprocess the sandbox forbids) and the same confinement as the grader,
  * which a child process does not inherit on its own.
  */
+import { fork, type ChildProcess } from "node:child_process";
+import { KIT_ROOT } from "./implementation.ts";
+
 const cachedTypescriptHooks = new URL("./typescript-hooks-cached.mjs", import.meta.url).href;
 
 /** The Node permission flags the engine confines learner code with (empty when grading trusted code). */
@@ -22,4 +25,20 @@ export function sandboxFlags(): string[] {
 /** execArgv for a child running learner code: TypeScript hooks, a heap limit, the sandbox. */
 export function learnerExecArgv(memoryMb = 256): string[] {
   return ["--import", cachedTypescriptHooks, `--max-old-space-size=${memoryMb}`, ...sandboxFlags()];
+}
+
+const STDERR_KEEP = 4096;
+
+/**
+ * Forks `entry` as a child running learner code, with an IPC channel and the end
+ * of its stderr kept for failure messages (stdout is ignored: results travel over IPC).
+ */
+export function forkLearnerProcess(entry: string, options: { env: NodeJS.ProcessEnv; memoryMb?: number }): { child: ChildProcess; stderr: () => string } {
+  const child = fork(entry, [], { cwd: KIT_ROOT, env: options.env, execArgv: learnerExecArgv(options.memoryMb), stdio: ["ignore", "ignore", "pipe", "ipc"] });
+  let stderr = "";
+  child.stderr?.setEncoding("utf8");
+  child.stderr?.on("data", (chunk: string) => {
+    stderr = (stderr + chunk).slice(-STDERR_KEEP);
+  });
+  return { child, stderr: () => stderr };
 }
