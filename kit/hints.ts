@@ -10,7 +10,9 @@ import { KIT_ROOT } from "../graders/harness/implementation.ts";
 import { collectChecks } from "./grading/collect.ts";
 import { unitPaths } from "./manifest.ts";
 
-const STATE_FILE = join(KIT_ROOT, ".kit-state", "hints.json");
+/** Where hint progress is kept; CHECKPOINT_KIT_STATE_DIR moves it (the kit's own tests use a temp folder). */
+const STATE_DIR = process.env.CHECKPOINT_KIT_STATE_DIR ?? join(KIT_ROOT, ".kit-state");
+const STATE_FILE = join(STATE_DIR, "hints.json");
 const StateSchema = z.record(z.string(), z.number().int().nonnegative());
 
 export interface Hint {
@@ -37,7 +39,7 @@ export function revealNext(lessonId: string, unitId: string, hints: Hint[]): { s
   const key = `${lessonId}/${unitId}`;
   const seen = Math.min(hints.length, (state[key] ?? 0) + 1);
   state[key] = seen;
-  mkdirSync(join(KIT_ROOT, ".kit-state"), { recursive: true });
+  mkdirSync(STATE_DIR, { recursive: true });
   writeFileSync(STATE_FILE, `${JSON.stringify(state, null, 2)}\n`);
   return { shown: hints.slice(0, seen), remaining: hints.length - seen };
 }
