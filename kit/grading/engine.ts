@@ -126,8 +126,12 @@ function capture(stream: Readable, cap: number): () => string {
   return () => (text.length > cap ? `${text.slice(0, cap)}…` : text);
 }
 
-/** Node flags that confine the process running learner code (see GradeUnitOptions.sandbox). */
-export function sandboxFlags(lesson: string, unit: string, implementationDir: string): string[] {
+/**
+ * Node flags that confine the process running learner code. `scratch` is the
+ * unit's own temp folder (its TMPDIR): the only place it may write, never the
+ * system temp folder, which may hold the kit itself or other runs.
+ */
+export function sandboxFlags(lesson: string, unit: string, implementationDir: string, scratch: string): string[] {
   const paths = unitPaths(lesson, unit);
   const unitGraderDir = join(KIT_ROOT, "graders", lesson, unit);
   const graderFiles = existsSync(unitGraderDir)
@@ -148,7 +152,7 @@ export function sandboxFlags(lesson: string, unit: string, implementationDir: st
     paths.grader,
     ...graderFiles,
     implementationDir,
-    tmpdir(),
+    scratch,
   ];
   const permissions = findUnit(findLesson(loadManifest(), lesson), unit).permissions;
   const preload = join(KIT_ROOT, "kit", "grading", "sandbox-preload.cjs");
@@ -158,7 +162,7 @@ export function sandboxFlags(lesson: string, unit: string, implementationDir: st
     `--allow-fs-read=${preload}`,
     `--require=${preload}`,
     ...readable.map((path) => `--allow-fs-read=${path}`),
-    `--allow-fs-write=${tmpdir()}`,
+    `--allow-fs-write=${scratch}`,
     "--allow-addons",
     ...(permissions.includes("child-process") ? ["--allow-child-process"] : []),
     ...(permissions.includes("worker-threads") ? ["--allow-worker"] : []),
@@ -169,9 +173,10 @@ function runUnitProcess(options: GradeUnitOptions, limits: GradeLimits): Promise
   const key = randomBytes(32);
   const grader = relative(KIT_ROOT, unitPaths(options.lesson, options.unit).grader);
   const started = Date.now();
-  const progressDir = mkdtempSync(join(tmpdir(), "ck-progress-"));
-  const progressFile = join(progressDir, "progress.ndjson");
-  const workerFlags = options.sandbox ? sandboxFlags(options.lesson, options.unit, options.implementationDir) : [];
+  // The unit's own temp folder: its TMPDIR, and under the sandbox the only place it may write.
+  const scratch = realpathSync(mkdtempSync(join(tmpdir(), "ck-unit-")));
+  const progressFile = join(scratch, "progress.ndjson");
+  const workerFlags = options.sandbox ? sandboxFlags(options.lesson, options.unit, options.implementationDir, scratch) : [];
   const child = spawn(
     process.execPath,
     ["--import", "tsx", "kit/grading/unit-process.ts", grader, String(limits.memoryMb), JSON.stringify(workerFlags)],
@@ -185,6 +190,9 @@ function runUnitProcess(options: GradeUnitOptions, limits: GradeLimits): Promise
         CHECKPOINT_KIT_HIDDEN: options.hidden ? "1" : "0",
         CHECKPOINT_KIT_SEED: String(options.seed),
         CHECKPOINT_KIT_PROGRESS: progressFile,
+        TMPDIR: scratch,
+        TMP: scratch,
+        TEMP: scratch,
         // Harnesses that start processes running learner code give them the same confinement.
         CHECKPOINT_KIT_SANDBOX_FLAGS: JSON.stringify(workerFlags),
         NO_COLOR: "1",
@@ -264,7 +272,7 @@ function runUnitProcess(options: GradeUnitOptions, limits: GradeLimits): Promise
     child.on("close", (code, signal) => {
       clearInterval(progressTimer);
       clearInterval(memoryTimer);
-      rmSync(progressDir, { recursive: true, force: true });
+      rmSync(scratch, { recursive: true, force: true });
       clearTimeout(deadline);
       clearTimeout(unitDeadline);
       outcome.exitCode = code;
