@@ -16,12 +16,14 @@ export interface Figure {
   goal?: string;
 }
 
-function timeCommand(args: string[], env: NodeJS.ProcessEnv = {}): number {
+/** Wall time of a command that must exit 0 and print `mustPrint` (so a run that did nothing cannot pass for a fast one). */
+function timeCommand(args: string[], mustPrint: RegExp): number {
   const started = process.hrtime.bigint();
-  const result = spawnSync(process.execPath, args, { cwd: KIT_ROOT, env: { ...process.env, ...env, NO_COLOR: "1" }, stdio: "pipe" });
+  const result = spawnSync(process.execPath, args, { cwd: KIT_ROOT, env: { ...process.env, NO_COLOR: "1" }, stdio: "pipe" });
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
-  if (result.status !== 0 && result.status !== 1) {
-    throw new Error(`${args.join(" ")} failed (${result.status}):\n${result.stderr.toString().slice(0, 2000)}`);
+  const output = `${result.stdout.toString()}${result.stderr.toString()}`;
+  if (result.status !== 0 || !mustPrint.test(output)) {
+    throw new Error(`${args.join(" ")} did not run as expected (exit ${result.status}):\n${output.slice(0, 2000)}`);
   }
   return ms;
 }
@@ -35,11 +37,11 @@ function gradingFigures(rounds: number): Figure[] {
   const vitestBin = join(KIT_ROOT, "node_modules", "vitest", "vitest.mjs");
   const baseline = median(
     Array.from({ length: rounds }, () =>
-      timeCommand([vitestBin, "run", "--config", "false", "--root", KIT_ROOT, "--dir", "kit/bench", "--include", "**/trivial.bench-fixture.ts"]),
+      timeCommand([vitestBin, "run", "--config", join(KIT_ROOT, "kit", "bench", "baseline.vitest.config.ts")], /1 passed/),
     ),
   );
   const grade = median(
-    Array.from({ length: rounds }, () => timeCommand(["--import", "tsx", "kit/cli/grade.ts", "lesson-11", "--solutions", "--json"])),
+    Array.from({ length: rounds }, () => timeCommand(["--import", "tsx", "kit/cli/grade.ts", "lesson-11", "--solutions", "--json"], /"tier": "excellent"/)),
   );
   return [
     { name: "bare vitest run of one trivial test", value: baseline / 1000, unit: "s" },
