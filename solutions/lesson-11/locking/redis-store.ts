@@ -33,11 +33,11 @@ return {'ok', version + 1}
 `;
 
 export class RedisVersionedStore<S = unknown> implements VersionedStore<S> {
-  private readonly namespace: string;
-  private readonly ttlMs: number;
+  protected readonly namespace: string;
+  protected readonly ttlMs: number;
 
   constructor(
-    private readonly redis: Redis,
+    protected readonly redis: Redis,
     options: RedisStoreOptions = {},
   ) {
     this.namespace = options.namespace ?? DEFAULT_NAMESPACE;
@@ -45,8 +45,13 @@ export class RedisVersionedStore<S = unknown> implements VersionedStore<S> {
     threadKeys(this.namespace, "probe"); // refuse a bad namespace now, not on the first write
   }
 
+  /** The hash holding a thread's state, version and newest fencing token. */
+  protected stateKey(threadId: string): string {
+    return threadKeys(this.namespace, threadId).state;
+  }
+
   async get(threadId: string): Promise<Versioned<S> | undefined> {
-    const key = threadKeys(this.namespace, validateThreadId(threadId)).state;
+    const key = this.stateKey(validateThreadId(threadId));
     const [state, version] = await this.redis.hmget(key, "state", "version");
     if (state == null || version == null) return undefined;
     return { state: JSON.parse(state) as S, version: Number(version) };
@@ -54,7 +59,7 @@ export class RedisVersionedStore<S = unknown> implements VersionedStore<S> {
 
   async put(threadId: string, state: S, expectedVersion: number, options?: PutOptions): Promise<number> {
     const args = validatePut(threadId, expectedVersion, options);
-    const key = threadKeys(this.namespace, args.threadId).state;
+    const key = this.stateKey(args.threadId);
     const reply = (await this.redis.eval(
       PUT_SCRIPT,
       1,

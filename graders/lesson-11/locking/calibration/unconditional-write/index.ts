@@ -4,11 +4,10 @@
  * silently replaces a newer one (lost update). Everything else is the reference.
  */
 import Database from "better-sqlite3";
-import type { Redis } from "ioredis";
 import { encodeState, validatePut, validateThreadId, type PutOptions, type Versioned, type VersionedStore } from "../../../../../solutions/lesson-11/locking/versioned-store.ts";
-import { threadKeys, DEFAULT_NAMESPACE } from "../../../../../solutions/lesson-11/locking/keys.ts";
 
 export * from "../../../../../solutions/lesson-11/locking/index.ts";
+import { RedisVersionedStore as ReferenceRedisStore } from "../../../../../solutions/lesson-11/locking/redis-store.ts";
 
 export class SqliteVersionedStore<S = unknown> implements VersionedStore<S> {
   private readonly db: Database.Database;
@@ -38,28 +37,14 @@ export class SqliteVersionedStore<S = unknown> implements VersionedStore<S> {
   }
 }
 
-export class RedisVersionedStore<S = unknown> implements VersionedStore<S> {
-  constructor(
-    private readonly redis: Redis,
-    private readonly options: { namespace?: string; ttlMs?: number } = {},
-  ) {}
-
-  private key(threadId: string): string {
-    return threadKeys(this.options.namespace ?? DEFAULT_NAMESPACE, threadId).state;
-  }
-
-  async get(threadId: string): Promise<Versioned<S> | undefined> {
-    const [state, version] = await this.redis.hmget(this.key(validateThreadId(threadId)), "state", "version");
-    return state == null || version == null ? undefined : { state: JSON.parse(state) as S, version: Number(version) };
-  }
-
-  async put(threadId: string, state: S, expectedVersion: number, options?: PutOptions): Promise<number> {
+export class RedisVersionedStore<S = unknown> extends ReferenceRedisStore<S> {
+  override async put(threadId: string, state: S, expectedVersion: number, options?: PutOptions): Promise<number> {
     const args = validatePut(threadId, expectedVersion, options);
-    const key = this.key(args.threadId);
+    const key = this.stateKey(args.threadId);
     // The mistake: the version is bumped whatever it was; expectedVersion is never compared.
     await this.redis.hset(key, "state", encodeState(args.threadId, state));
     const version = await this.redis.hincrby(key, "version", 1);
-    if (this.options.ttlMs) await this.redis.pexpire(key, this.options.ttlMs);
+    if (this.ttlMs) await this.redis.pexpire(key, this.ttlMs);
     return version;
   }
 }

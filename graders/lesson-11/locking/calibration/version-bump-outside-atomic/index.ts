@@ -6,12 +6,11 @@
  * Everything else is the reference.
  */
 import Database from "better-sqlite3";
-import type { Redis } from "ioredis";
 import { StaleFencingTokenError, VersionConflictError } from "../../../../../solutions/lesson-11/locking/errors.ts";
-import { DEFAULT_NAMESPACE, threadKeys } from "../../../../../solutions/lesson-11/locking/keys.ts";
 import { encodeState, validatePut, validateThreadId, type PutOptions, type Versioned, type VersionedStore } from "../../../../../solutions/lesson-11/locking/versioned-store.ts";
 
 export * from "../../../../../solutions/lesson-11/locking/index.ts";
+import { RedisVersionedStore as ReferenceRedisStore } from "../../../../../solutions/lesson-11/locking/redis-store.ts";
 
 // Checks version and fence, writes the state, but leaves the version as it was.
 const WRITE_STATE_SCRIPT = `
@@ -28,31 +27,17 @@ redis.call('HSET', KEYS[1], 'state', ARGV[2], 'fence', fence)
 return {'ok', version}
 `;
 
-export class RedisVersionedStore<S = unknown> implements VersionedStore<S> {
-  constructor(
-    private readonly redis: Redis,
-    private readonly options: { namespace?: string; ttlMs?: number } = {},
-  ) {}
-
-  private key(threadId: string): string {
-    return threadKeys(this.options.namespace ?? DEFAULT_NAMESPACE, threadId).state;
-  }
-
-  async get(threadId: string): Promise<Versioned<S> | undefined> {
-    const [state, version] = await this.redis.hmget(this.key(validateThreadId(threadId)), "state", "version");
-    return state == null || version == null ? undefined : { state: JSON.parse(state) as S, version: Number(version) };
-  }
-
-  async put(threadId: string, state: S, expectedVersion: number, options?: PutOptions): Promise<number> {
+export class RedisVersionedStore<S = unknown> extends ReferenceRedisStore<S> {
+  override async put(threadId: string, state: S, expectedVersion: number, options?: PutOptions): Promise<number> {
     const args = validatePut(threadId, expectedVersion, options);
-    const key = this.key(args.threadId);
+    const key = this.stateKey(args.threadId);
     const token = args.fencingToken === undefined ? "" : String(args.fencingToken);
     const [outcome, value] = (await this.redis.eval(WRITE_STATE_SCRIPT, 1, key, String(args.expectedVersion), encodeState(args.threadId, state), token)) as [string, number];
     if (outcome === "stale") throw new StaleFencingTokenError(args.threadId, args.fencingToken ?? 0, Number(value));
     if (outcome === "conflict") throw new VersionConflictError(args.threadId, args.expectedVersion, Number(value));
     // The mistake: a second, separate command bumps the version.
     const version = await this.redis.hincrby(key, "version", 1);
-    if (this.options.ttlMs) await this.redis.pexpire(key, this.options.ttlMs);
+    if (this.ttlMs) await this.redis.pexpire(key, this.ttlMs);
     return version;
   }
 }
