@@ -17,6 +17,7 @@ import { loadManifest, findLesson, findUnit, unitPaths, type Manifest } from "..
 import { typecheckUnits } from "./typecheck.ts";
 import { verifyLine, type RawCheck, type UnitMessage } from "./channel.ts";
 import {
+  capTier,
   lessonTier,
   unitTier,
   weightedScore,
@@ -82,7 +83,7 @@ export interface GradeUnitOptions {
    * calibration answers.
    */
   sandbox?: boolean;
-  /** Compiler errors found before grading; they make the unit needs improvement. */
+  /** Compiler errors found before grading; they cap the unit at adequate. */
   typeErrors?: string;
 }
 
@@ -325,11 +326,10 @@ export async function gradeUnit(options: GradeUnitOptions): Promise<UnitResult> 
   const outcome = await runUnitProcess(options, limits);
   const tests = (outcome.done?.checks ?? []).map(toCheckResult).filter((t): t is CheckResult => t !== undefined);
   const base = { lesson: options.lesson, unit: options.unit, title: options.title ?? options.unit, duration_ms: outcome.durationMs };
+  const typeErrors = options.typeErrors ? { type_errors: options.typeErrors.split("\n") } : {};
 
   let problem: string | undefined;
-  if (options.typeErrors) {
-    problem = `Your code does not type-check:\n${options.typeErrors}`;
-  } else if (outcome.tampering) {
+  if (outcome.tampering) {
     problem = `The submission tampered with the grading environment (it ${outcome.tampering}); its results do not count.`;
   } else if (outcome.killedFor) {
     problem = `Grading stopped: ${outcome.killedFor}. Checks after it were not run.`;
@@ -347,10 +347,13 @@ export async function gradeUnit(options: GradeUnitOptions): Promise<UnitResult> 
     const kept = outcome.done
       ? tests
       : outcome.started.map((title, index) => notRunCheck(title, index, options, title === outcome.started.at(-1) ? problem! : "Its result was lost: grading stopped at a later check."));
-    return { ...base, status: "error", message: problem, tier: "needs-improvement", score: weightedScore(kept), tests: kept };
+    return { ...base, ...typeErrors, status: "error", message: problem, tier: "needs-improvement", score: weightedScore(kept), tests: kept };
   }
-  const status = tests.every((t) => t.status === "pass") ? "pass" : "fail";
-  return { ...base, status, tier: unitTier(tests, true), score: weightedScore(tests), tests };
+  // Code that passes its checks but does not type-check is capped at adequate (README, "Type errors").
+  const tier = options.typeErrors ? capTier(unitTier(tests, true), "adequate") : unitTier(tests, true);
+  const status = tests.every((t) => t.status === "pass") && !options.typeErrors ? "pass" : "fail";
+  const message = options.typeErrors ? { message: `Your code does not type-check:\n${options.typeErrors}` } : {};
+  return { ...base, ...typeErrors, ...message, status, tier, score: weightedScore(tests), tests };
 }
 
 export interface GradeLessonOptions {
@@ -424,4 +427,31 @@ export const KIT_VERSION: string = (
 
 export function newSeed(): number {
   return randomBytes(4).readUInt32BE(0) >>> 1;
+}
+
+/**
+ * Stops every unit being graded, at once (the CLI calls it on Ctrl-C). Each unit
+ * process leads its own process group (spawned detached), so killing the groups
+ * of this process's children takes everything they started with them.
+ */
+export function abortAll(signal: NodeJS.Signals = "SIGKILL"): number {
+  let killed = 0;
+  let entries: string[] = [];
+  try {
+    entries = readdirSync("/proc").filter((name) => /^\d+$/.test(name));
+  } catch {
+    return 0; // no /proc: nothing to find
+  }
+  for (const pid of entries) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(fields[1]) !== process.pid) continue;
+      process.kill(Number(fields[2]) === Number(pid) ? -Number(pid) : Number(pid), signal);
+      killed++;
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return killed;
 }

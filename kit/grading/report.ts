@@ -19,8 +19,10 @@ export const CheckResultSchema = z.strictObject({
   name: z.string(),
   status: z.enum(["pass", "fail", "error"]),
   message: z.string().optional(),
-  /** The learner's own console output during this check, capped. */
-  output: z.string().optional(),
+  /** The learner's own console output during this check, capped at 500 characters. */
+  output: z.string().max(500).optional(),
+  /** The check's source (Exercism's test_code); public checks only. */
+  test_code: z.string().optional(),
   task_id: z.number().int().positive(),
   tier: z.enum(["core", "excellence"]),
   weight: z.number().positive(),
@@ -39,6 +41,8 @@ export const UnitResultSchema = z.strictObject({
   status: z.enum(["pass", "fail", "error"]),
   /** Why the unit could not be graded normally (load failure, time limit, tampering...). */
   message: z.string().optional(),
+  /** Compiler errors, "file:line:col - error TSxxxx: text"; they cap the unit at adequate. */
+  type_errors: z.array(z.string()).optional(),
   tier: TierSchema,
   score: z.number().int().min(0).max(100),
   tests: z.array(CheckResultSchema),
@@ -53,7 +57,7 @@ export const LessonReportSchema = z.strictObject({
   lesson: z.string(),
   tier: TierSchema,
   score: z.number().int().min(0).max(100),
-  /** Every check of every unit, flattened, named "unit › check" (Exercism's tests list). */
+  /** Every check of every unit, flattened, named "unit › check" (Exercism's tests list); task_id is the unit's number in the lesson. */
   tests: z.array(CheckResultSchema),
   units: z.array(UnitResultSchema),
   target: z.strictObject({ kind: z.enum(["exercises", "solutions", "submission", "directory"]), path: z.string() }),
@@ -74,6 +78,11 @@ export function unitTier(tests: readonly CheckResult[], gradedNormally: boolean)
   if (!gradedNormally || tests.length === 0) return "needs-improvement";
   if (tests.some((t) => t.tier === "core" && t.status !== "pass")) return "needs-improvement";
   return tests.every((t) => t.status === "pass") ? "excellent" : "adequate";
+}
+
+/** The lower of a tier and a cap (type errors cap a unit at adequate). */
+export function capTier(tier: UnitTier, cap: UnitTier): UnitTier {
+  return tierRank(tier) > tierRank(cap) ? cap : tier;
 }
 
 /** Passing weight over total weight, 0-100. */
