@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import { InvalidArgumentError } from "./errors.ts";
-import type { CheckpointMetadata, ListOptions, RunnableConfig } from "./types.ts";
+import type { CheckpointMetadata, ListConfig, ListOptions, RunnableConfig } from "./types.ts";
 
 /** A config with the namespace filled in; `checkpointId` still optional. */
 export type ResolvedConfig = { threadId: string; checkpointNs: string; checkpointId?: string };
@@ -24,6 +24,51 @@ export function parseConfig(config: unknown, call: string): ResolvedConfig {
   }
   const { threadId, checkpointNs = "", checkpointId } = parsed.data;
   return checkpointId === undefined ? { threadId, checkpointNs } : { threadId, checkpointNs, checkpointId };
+}
+
+/**
+ * For getTuple(): a config without `threadId` names no checkpoint, so the answer
+ * is undefined (LangGraph's savers do the same); anything else malformed is refused.
+ */
+export function parseLookupConfig(config: unknown, call: string): ResolvedConfig | undefined {
+  if (typeof config === "object" && config !== null && (config as { threadId?: unknown }).threadId === undefined) {
+    parseConfig({ ...config, threadId: "-" }, call); // the other fields must still be well formed
+    return undefined;
+  }
+  return parseConfig(config, call);
+}
+
+/** A list() scope: `undefined` thread means every thread; `undefined` namespace means every namespace. */
+export type ResolvedListConfig = { threadId?: string; checkpointNs?: string; checkpointId?: string };
+
+const listConfigSchema = z.object({
+  threadId: z.string().min(1).optional(),
+  checkpointNs: z.string().nullable().optional(),
+  checkpointId: z.string().min(1).optional(),
+});
+
+export function parseListConfig(config: ListConfig | undefined, call = "list()"): ResolvedListConfig {
+  const parsed = listConfigSchema.safeParse(config ?? {});
+  if (!parsed.success) {
+    throw new InvalidArgumentError(
+      `${call} needs a config like { threadId: "thread-1" } (threadId optional: every thread; checkpointNs: null for every namespace): ${describeIssues(parsed.error)}.`,
+    );
+  }
+  const { threadId, checkpointNs = "", checkpointId } = parsed.data;
+  return {
+    ...(threadId !== undefined && { threadId }),
+    ...(checkpointNs !== null && { checkpointNs }),
+    ...(checkpointId !== undefined && { checkpointId }),
+  };
+}
+
+/** Whether a stored checkpoint lies in a list() scope (for savers that walk more than the scope). */
+export function inListScope(scope: ResolvedListConfig, threadId: string, checkpointNs: string, checkpointId: string): boolean {
+  return (
+    (scope.threadId === undefined || scope.threadId === threadId) &&
+    (scope.checkpointNs === undefined || scope.checkpointNs === checkpointNs) &&
+    (scope.checkpointId === undefined || scope.checkpointId === checkpointId)
+  );
 }
 
 /** For calls about one existing checkpoint (putWrites): the id is mandatory. */
@@ -48,7 +93,7 @@ export function parseListOptions(options: ListOptions | undefined): ParsedListOp
   const { before, limit, filter = {} } = options ?? {};
   let beforeId: string | undefined;
   if (before !== undefined) {
-    beforeId = parseConfig(before, "list({ before })").checkpointId;
+    beforeId = parseListConfig(before, "list({ before })").checkpointId;
     if (beforeId === undefined) {
       throw new InvalidArgumentError("list({ before }) needs before.checkpointId: pass the config of the checkpoint to list back from.");
     }

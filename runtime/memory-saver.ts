@@ -1,12 +1,17 @@
-import { matchesFilter, parseCheckpointConfig, parseConfig, parseListOptions } from "./config.ts";
+import { inListScope, matchesFilter, parseCheckpointConfig, parseConfig, parseListConfig, parseListOptions, parseLookupConfig } from "./config.ts";
 import { JsonSerializer } from "./json-serde.ts";
 import {
+  blobRefs,
   isSpecialChannel,
+  joinChannels,
+  splitChannels,
   writeIndex,
+  type ChannelVersions,
   type Checkpoint,
   type CheckpointMetadata,
   type CheckpointSaver,
   type CheckpointTuple,
+  type ListConfig,
   type ListOptions,
   type PendingWrite,
   type RunnableConfig,
@@ -14,6 +19,8 @@ import {
 } from "./types.ts";
 
 interface StoredCheckpoint {
+  threadId: string;
+  checkpointNs: string;
   parentId: string | undefined;
   type: string;
   body: Uint8Array;
@@ -21,12 +28,15 @@ interface StoredCheckpoint {
   metadata: string;
 }
 
-interface StoredWrite {
+interface StoredValue {
+  type: string;
+  bytes: Uint8Array;
+}
+
+interface StoredWrite extends StoredValue {
   taskId: string;
   idx: number;
   channel: string;
-  type: string;
-  value: Uint8Array;
 }
 
 /**
@@ -39,89 +49,106 @@ export class MemorySaver implements CheckpointSaver {
   private readonly checkpoints = new Map<string, Map<string, StoredCheckpoint>>();
   /** key: thread \0 namespace \0 checkpoint id -> task id \0 idx -> write */
   private readonly writes = new Map<string, Map<string, StoredWrite>>();
+  /** key: thread \0 namespace \0 channel \0 version -> value (splitChannels) */
+  private readonly blobs = new Map<string, StoredValue>();
 
   constructor(options: { serde?: SerializerProtocol } = {}) {
     this.serde = options.serde ?? new JsonSerializer();
   }
 
   async getTuple(config: RunnableConfig): Promise<CheckpointTuple | undefined> {
-    const { threadId, checkpointNs, checkpointId } = parseConfig(config, "getTuple()");
-    const thread = this.checkpoints.get(threadKey(threadId, checkpointNs));
-    if (!thread) return undefined;
-    const id = checkpointId ?? newestFirst(thread.keys())[0];
-    const stored = id === undefined ? undefined : thread.get(id);
-    return stored && this.toTuple(threadId, checkpointNs, id!, stored);
+    const resolved = parseLookupConfig(config, "getTuple()");
+    if (!resolved) return undefined;
+    const thread = this.checkpoints.get(key(resolved.threadId, resolved.checkpointNs));
+    const id = resolved.checkpointId ?? (thread && newestFirst(thread.keys())[0]);
+    const stored = id === undefined ? undefined : thread?.get(id);
+    return stored && this.toTuple(id!, stored);
   }
 
-  async *list(config: RunnableConfig, options?: ListOptions): AsyncGenerator<CheckpointTuple> {
-    const { threadId, checkpointNs, checkpointId } = parseConfig(config, "list()");
+  async *list(config: ListConfig, options?: ListOptions): AsyncGenerator<CheckpointTuple> {
+    const scope = parseListConfig(config);
     const { beforeId, limit, filter } = parseListOptions(options);
-    const thread = this.checkpoints.get(threadKey(threadId, checkpointNs));
-    if (!thread) return;
+    // Newest first across every (thread, namespace) in scope: collect the candidates, then sort once.
+    const candidates: Array<[id: string, stored: StoredCheckpoint]> = [];
+    for (const thread of this.checkpoints.values()) {
+      for (const [id, stored] of thread) {
+        if (inListScope(scope, stored.threadId, stored.checkpointNs, id) && (beforeId === undefined || id < beforeId)) candidates.push([id, stored]);
+      }
+    }
+    candidates.sort(([a], [b]) => compareStrings(b, a));
     let yielded = 0;
-    for (const id of newestFirst(thread.keys())) {
+    for (const [id, stored] of candidates) {
       if (limit !== undefined && yielded >= limit) return;
-      if (checkpointId !== undefined && id !== checkpointId) continue;
-      if (beforeId !== undefined && id >= beforeId) continue;
-      const tuple = this.toTuple(threadId, checkpointNs, id, thread.get(id)!);
-      if (!matchesFilter(tuple.metadata, filter)) continue;
+      if (!matchesFilter(JSON.parse(stored.metadata) as CheckpointMetadata, filter)) continue;
       yielded++;
-      yield tuple;
+      yield this.toTuple(id, stored);
     }
   }
 
-  async put(config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata): Promise<RunnableConfig> {
+  async put(config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata, newVersions?: ChannelVersions): Promise<RunnableConfig> {
     const { threadId, checkpointNs, checkpointId: parentId } = parseConfig(config, "put()");
-    const key = threadKey(threadId, checkpointNs);
-    const thread = this.checkpoints.get(key) ?? new Map<string, StoredCheckpoint>();
-    this.checkpoints.set(key, thread);
-    const [type, body] = this.serde.dumpsTyped(checkpoint);
-    thread.set(checkpoint.id, { parentId, type, body, metadata: JSON.stringify(metadata) });
+    const threadKey = key(threadId, checkpointNs);
+    const thread = this.checkpoints.get(threadKey) ?? new Map<string, StoredCheckpoint>();
+    this.checkpoints.set(threadKey, thread);
+    const { body, blobs } = splitChannels(checkpoint, newVersions);
+    for (const { channel, version, value } of blobs) this.blobs.set(key(threadKey, channel, String(version)), this.dump(value));
+    const { type, bytes } = this.dump(body);
+    thread.set(checkpoint.id, { threadId, checkpointNs, parentId, type, body: bytes, metadata: JSON.stringify(metadata) });
     return { threadId, checkpointNs, checkpointId: checkpoint.id };
   }
 
   async putWrites(config: RunnableConfig, writes: Array<[channel: string, value: unknown]>, taskId: string): Promise<void> {
     const { threadId, checkpointNs, checkpointId } = parseCheckpointConfig(config, "putWrites()");
-    const key = writesKey(threadId, checkpointNs, checkpointId);
-    const stored = this.writes.get(key) ?? new Map<string, StoredWrite>();
-    this.writes.set(key, stored);
+    const writesKey = key(threadId, checkpointNs, checkpointId);
+    const stored = this.writes.get(writesKey) ?? new Map<string, StoredWrite>();
+    this.writes.set(writesKey, stored);
     writes.forEach(([channel, value], position) => {
       const idx = writeIndex(channel, position);
-      const slot = `${taskId}\u0000${idx}`;
+      const slot = key(taskId, String(idx));
       // Same rule as SQL's INSERT OR IGNORE / INSERT OR REPLACE in SqliteSaver.
       if (stored.has(slot) && !isSpecialChannel(channel)) return;
-      const [type, bytes] = this.serde.dumpsTyped(value);
-      stored.set(slot, { taskId, idx, channel, type, value: bytes });
+      stored.set(slot, { taskId, idx, channel, ...this.dump(value) });
     });
   }
 
   async deleteThread(threadId: string): Promise<void> {
     const prefix = `${threadId}\u0000`;
-    for (const map of [this.checkpoints, this.writes]) {
-      for (const key of [...map.keys()]) if (key.startsWith(prefix)) map.delete(key);
+    for (const map of [this.checkpoints, this.writes, this.blobs]) {
+      for (const mapKey of [...map.keys()]) if (mapKey.startsWith(prefix)) map.delete(mapKey);
     }
   }
 
-  private toTuple(threadId: string, checkpointNs: string, id: string, stored: StoredCheckpoint): CheckpointTuple {
-    const writes = [...(this.writes.get(writesKey(threadId, checkpointNs, id))?.values() ?? [])].sort(
+  private dump(value: unknown): StoredValue {
+    const [type, bytes] = this.serde.dumpsTyped(value);
+    return { type, bytes };
+  }
+
+  private load({ type, bytes }: StoredValue): unknown {
+    return this.serde.loadsTyped(type, bytes);
+  }
+
+  private toTuple(id: string, stored: StoredCheckpoint): CheckpointTuple {
+    const { threadId, checkpointNs, parentId } = stored;
+    const writes = [...(this.writes.get(key(threadId, checkpointNs, id))?.values() ?? [])].sort(
       (a, b) => compareStrings(a.taskId, b.taskId) || a.idx - b.idx,
     );
+    const body = this.load({ type: stored.type, bytes: stored.body }) as Checkpoint;
+    const found = blobRefs(body).map(([channel, version]) => {
+      const blob = this.blobs.get(key(threadId, checkpointNs, channel, String(version)));
+      return blob && { value: this.load(blob) };
+    });
     return {
       config: { threadId, checkpointNs, checkpointId: id },
-      checkpoint: this.serde.loadsTyped(stored.type, stored.body) as Checkpoint,
+      checkpoint: joinChannels(body, found),
       metadata: JSON.parse(stored.metadata) as CheckpointMetadata,
-      ...(stored.parentId !== undefined && { parentConfig: { threadId, checkpointNs, checkpointId: stored.parentId } }),
-      pendingWrites: writes.map((w): PendingWrite => [w.taskId, w.channel, this.serde.loadsTyped(w.type, w.value)]),
+      ...(parentId !== undefined && { parentConfig: { threadId, checkpointNs, checkpointId: parentId } }),
+      pendingWrites: writes.map((w): PendingWrite => [w.taskId, w.channel, this.load(w)]),
     };
   }
 }
 
-function threadKey(threadId: string, checkpointNs: string): string {
-  return `${threadId}\u0000${checkpointNs}`;
-}
-
-function writesKey(threadId: string, checkpointNs: string, checkpointId: string): string {
-  return `${threadId}\u0000${checkpointNs}\u0000${checkpointId}`;
+function key(...parts: string[]): string {
+  return parts.join("\u0000");
 }
 
 function compareStrings(a: string, b: string): number {

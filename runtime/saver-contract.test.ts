@@ -176,8 +176,40 @@ describe.each(saverFactories)("%s contract", (_name, open) => {
     expect((await saver().getTuple({ threadId: "b" }))?.pendingWrites).toEqual([["task", "x", 2]]);
   });
 
-  it("refuses a config without threadId, and putWrites without a checkpoint id, saying what to pass", async () => {
-    await expect(saver().getTuple({} as never)).rejects.toThrow(/needs a config like \{ threadId/);
+  it("getTuple without threadId finds nothing; a malformed config, or putWrites without a checkpoint id, is refused saying what to pass", async () => {
+    await saveChain(saver(), "t", 1);
+    expect(await saver().getTuple({} as never)).toBeUndefined();
+    await expect(saver().getTuple({ threadId: 7 } as never)).rejects.toThrow(/needs a config like \{ threadId/);
+    await expect(saver().getTuple({ checkpointNs: 7 } as never)).rejects.toThrow(/needs a config like \{ threadId/);
+    await expect(saver().put({} as never, checkpoint(), metadata(-1))).rejects.toThrow(/needs a config like \{ threadId/);
     await expect(saver().putWrites({ threadId: "t" }, [["x", 1]], "task")).rejects.toThrow(/putWrites\(\) needs config\.checkpointId/);
+  });
+
+  it("list without threadId spans every thread, and checkpointNs: null every namespace, newest first", async () => {
+    const a = await saveChain(saver(), "a", 2);
+    const b = await saveChain(saver(), "b", 2);
+    const sub = await saver().put({ threadId: "a", checkpointNs: "sub" }, checkpoint(), metadata(-1));
+    const ids = async (config: Parameters<CheckpointSaver["list"]>[0], options?: Parameters<CheckpointSaver["list"]>[1]) =>
+      (await collect(saver().list(config, options))).map((t) => t.checkpoint.id);
+    expect(await ids({})).toEqual([...b].reverse().concat([...a].reverse()));
+    expect(await ids({ checkpointNs: null })).toEqual([sub.checkpointId!, ...[...b].reverse(), ...[...a].reverse()]);
+    expect(await ids({ threadId: "a", checkpointNs: null })).toEqual([sub.checkpointId!, ...[...a].reverse()]);
+    expect(await ids({ threadId: "a" })).toEqual([...a].reverse());
+    expect(await ids({}, { limit: 3, before: { checkpointId: sub.checkpointId! }, filter: { source: "loop" } })).toEqual([b[1], a[1]]);
+    await expect(collect(saver().list({ threadId: "" }))).rejects.toThrow(/needs a config like/);
+  });
+
+  it("stores a versioned channel once per version: with newVersions, unchanged channels come from an earlier put", async () => {
+    const versioned = (values: Record<string, unknown>, versions: Record<string, number>): Checkpoint => ({ ...checkpoint(values), channelVersions: versions, versionsSeen: { node: versions } });
+    const first = versioned({ big: "v1", small: 1, plain: "kept inline" }, { big: 1, small: 1 });
+    const config = await saver().put({ threadId: "t" }, first, metadata(-1), { big: 1, small: 1 });
+    const second = versioned({ big: "v1", small: 2, plain: "kept inline" }, { big: 1, small: 2 });
+    const secondConfig = await saver().put(config, second, metadata(0), { small: 2 });
+    expect((await saver().getTuple(secondConfig))?.checkpoint).toEqual(second);
+    expect((await saver().getTuple(config))?.checkpoint).toEqual(first);
+    // A version nobody stored is a channel without a value.
+    const orphan = versioned({ big: "never stored" }, { big: 9 });
+    const orphanConfig = await saver().put({ threadId: "t2" }, orphan, metadata(-1), {});
+    expect((await saver().getTuple(orphanConfig))?.checkpoint.channelValues).toEqual({});
   });
 });

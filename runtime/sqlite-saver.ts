@@ -1,13 +1,19 @@
 import Database from "better-sqlite3";
-import { matchesFilter, parseCheckpointConfig, parseConfig, parseListOptions } from "./config.ts";
+import { parseCheckpointConfig, parseConfig, parseListConfig, parseListOptions, parseLookupConfig, type ParsedListOptions } from "./config.ts";
+import { InvalidArgumentError } from "./errors.ts";
 import { JsonSerializer } from "./json-serde.ts";
 import {
+  blobRefs,
   isSpecialChannel,
+  joinChannels,
+  splitChannels,
   writeIndex,
+  type ChannelVersions,
   type Checkpoint,
   type CheckpointMetadata,
   type CheckpointSaver,
   type CheckpointTuple,
+  type ListConfig,
   type ListOptions,
   type PendingWrite,
   type RunnableConfig,
@@ -21,8 +27,8 @@ CREATE TABLE IF NOT EXISTS checkpoints (
   checkpoint_id TEXT NOT NULL,
   parent_checkpoint_id TEXT,
   type TEXT NOT NULL,
-  checkpoint BLOB NOT NULL,
-  metadata TEXT NOT NULL,          -- plain JSON, apart from the body, so it stays queryable
+  checkpoint BLOB NOT NULL,        -- the body: every channel without a version
+  metadata TEXT NOT NULL,          -- plain JSON, apart from the body, so SQL can filter on it
   PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id)
 );
 CREATE TABLE IF NOT EXISTS writes (
@@ -35,9 +41,20 @@ CREATE TABLE IF NOT EXISTS writes (
   type TEXT NOT NULL,
   value BLOB,
   PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id, task_id, idx)  -- one row per slot: retries cannot duplicate
+);
+CREATE TABLE IF NOT EXISTS blobs (  -- a versioned channel's value, stored once per version (splitChannels)
+  thread_id TEXT NOT NULL,
+  checkpoint_ns TEXT NOT NULL DEFAULT '',
+  channel TEXT NOT NULL,
+  version TEXT NOT NULL,
+  type TEXT NOT NULL,
+  value BLOB,
+  PRIMARY KEY (thread_id, checkpoint_ns, channel, version)
 );`;
 
 interface CheckpointRow {
+  thread_id: string;
+  checkpoint_ns: string;
   checkpoint_id: string;
   parent_checkpoint_id: string | null;
   type: string;
@@ -52,14 +69,27 @@ interface WriteRow {
   value: Buffer;
 }
 
+interface BlobRow {
+  type: string;
+  value: Buffer;
+}
+
+/** Distinct list() statement shapes kept prepared; more than this and the oldest is dropped. */
+const LIST_STATEMENT_CACHE = 64;
+
 /**
  * Checkpoints in a SQLite file through better-sqlite3. WAL lets readers work
  * while a writer commits; busy_timeout makes a second connection wait for the
  * write lock instead of failing at once with SQLITE_BUSY.
+ *
+ * Statements are prepared once (preparing costs more than running a small
+ * query), and list() filters in SQL so `LIMIT` stops the scan at the last match.
  */
 export class SqliteSaver implements CheckpointSaver {
   readonly db: Database.Database;
   private readonly serde: SerializerProtocol;
+  private readonly sql: ReturnType<typeof prepareStatements>;
+  private readonly listStatements = new Map<string, Database.Statement>();
 
   constructor(database: string | Database.Database, options: { serde?: SerializerProtocol; busyTimeoutMs?: number } = {}) {
     this.db = typeof database === "string" ? new Database(database) : database;
@@ -67,62 +97,45 @@ export class SqliteSaver implements CheckpointSaver {
     this.db.pragma("journal_mode = WAL");
     this.db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 5000)}`);
     this.db.exec(SCHEMA);
+    this.sql = prepareStatements(this.db);
   }
 
   async getTuple(config: RunnableConfig): Promise<CheckpointTuple | undefined> {
-    const { threadId, checkpointNs, checkpointId } = parseConfig(config, "getTuple()");
+    const resolved = parseLookupConfig(config, "getTuple()");
+    if (!resolved) return undefined;
+    const { threadId, checkpointNs, checkpointId } = resolved;
     const row = (
-      checkpointId === undefined
-        ? this.db
-            .prepare("SELECT * FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ? ORDER BY checkpoint_id DESC LIMIT 1")
-            .get(threadId, checkpointNs)
-        : this.db
-            .prepare("SELECT * FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?")
-            .get(threadId, checkpointNs, checkpointId)
+      checkpointId === undefined ? this.sql.latest.get(threadId, checkpointNs) : this.sql.byId.get(threadId, checkpointNs, checkpointId)
     ) as CheckpointRow | undefined;
-    return row && this.toTuple(threadId, checkpointNs, row);
+    return row && this.toTuple(row);
   }
 
-  async *list(config: RunnableConfig, options?: ListOptions): AsyncGenerator<CheckpointTuple> {
-    const { threadId, checkpointNs, checkpointId } = parseConfig(config, "list()");
-    const { beforeId, limit, filter } = parseListOptions(options);
-    let sql = "SELECT * FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ?";
-    const params: Array<string | number> = [threadId, checkpointNs];
-    if (checkpointId !== undefined) (sql += " AND checkpoint_id = ?"), params.push(checkpointId);
-    if (beforeId !== undefined) (sql += " AND checkpoint_id < ?"), params.push(beforeId);
-    sql += " ORDER BY checkpoint_id DESC";
-    // Metadata filters run in JS (the rule MemorySaver uses), so any key works and `limit` counts matches only;
-    // LangGraph's JS SqliteSaver once dropped unknown filter keys silently (langgraphjs PR #2504).
-    // Without a filter, SQL does the limit.
-    if (filter.length === 0 && limit !== undefined) (sql += " LIMIT ?"), params.push(limit);
-    const rows = this.db.prepare(sql).all(...params) as CheckpointRow[];
-    let yielded = 0;
-    for (const row of rows) {
-      if (limit !== undefined && yielded >= limit) return;
-      const metadata = JSON.parse(row.metadata) as CheckpointMetadata;
-      if (!matchesFilter(metadata, filter)) continue;
-      yielded++;
-      yield this.toTuple(threadId, checkpointNs, row);
-    }
+  async *list(config: ListConfig, options?: ListOptions): AsyncGenerator<CheckpointTuple> {
+    const scope = parseListConfig(config);
+    const parsed = parseListOptions(options);
+    const { sql, params } = listQuery(scope, parsed);
+    // all(), not iterate(): better-sqlite3 refuses other statements (the writes, the blobs) while an iterator is open.
+    const rows = this.listStatement(sql).all(...params) as CheckpointRow[];
+    for (const row of rows) yield this.toTuple(row);
   }
 
-  async put(config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata): Promise<RunnableConfig> {
+  async put(config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata, newVersions?: ChannelVersions): Promise<RunnableConfig> {
     const { threadId, checkpointNs, checkpointId: parentId } = parseConfig(config, "put()");
-    const [type, body] = this.serde.dumpsTyped(checkpoint);
-    this.db
-      .prepare(
-        `INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata)
-         VALUES (?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(threadId, checkpointNs, checkpoint.id, parentId ?? null, type, toBuffer(body), JSON.stringify(metadata));
+    const { body, blobs } = splitChannels(checkpoint, newVersions);
+    const [type, bytes] = this.serde.dumpsTyped(body);
+    const blobRows = blobs.map(({ channel, version, value }) => [channel, String(version), ...this.serde.dumpsTyped(value)] as const);
+    // One transaction: the body and its blobs land together.
+    this.db.transaction(() => {
+      this.sql.putCheckpoint.run(threadId, checkpointNs, checkpoint.id, parentId ?? null, type, toBuffer(bytes), JSON.stringify(metadata));
+      for (const [channel, version, blobType, value] of blobRows) {
+        this.sql.putBlob.run(threadId, checkpointNs, channel, version, blobType, toBuffer(value));
+      }
+    })();
     return { threadId, checkpointNs, checkpointId: checkpoint.id };
   }
 
   async putWrites(config: RunnableConfig, writes: Array<[channel: string, value: unknown]>, taskId: string): Promise<void> {
     const { threadId, checkpointNs, checkpointId } = parseCheckpointConfig(config, "putWrites()");
-    const columns = "(thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
-    const replace = this.db.prepare(`INSERT OR REPLACE INTO writes ${columns}`);
-    const keepFirst = this.db.prepare(`INSERT OR IGNORE INTO writes ${columns}`);
     const rows = writes.map(([channel, value], position) => {
       const [type, bytes] = this.serde.dumpsTyped(value);
       return { channel, type, bytes, idx: writeIndex(channel, position) };
@@ -130,7 +143,7 @@ export class SqliteSaver implements CheckpointSaver {
     // One transaction: a task's writes land together or not at all.
     this.db.transaction(() => {
       for (const { channel, type, bytes, idx } of rows) {
-        const statement = isSpecialChannel(channel) ? replace : keepFirst;
+        const statement = isSpecialChannel(channel) ? this.sql.replaceWrite : this.sql.keepFirstWrite;
         statement.run(threadId, checkpointNs, checkpointId, taskId, idx, channel, type, toBuffer(bytes));
       }
     })();
@@ -138,8 +151,7 @@ export class SqliteSaver implements CheckpointSaver {
 
   async deleteThread(threadId: string): Promise<void> {
     this.db.transaction(() => {
-      this.db.prepare("DELETE FROM checkpoints WHERE thread_id = ?").run(threadId);
-      this.db.prepare("DELETE FROM writes WHERE thread_id = ?").run(threadId);
+      for (const statement of this.sql.deleteThread) statement.run(threadId);
     })();
   }
 
@@ -147,23 +159,87 @@ export class SqliteSaver implements CheckpointSaver {
     this.db.close();
   }
 
-  private toTuple(threadId: string, checkpointNs: string, row: CheckpointRow): CheckpointTuple {
-    const writes = this.db
-      .prepare(
-        `SELECT task_id, channel, type, value FROM writes
-         WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ? ORDER BY task_id, idx`,
-      )
-      .all(threadId, checkpointNs, row.checkpoint_id) as WriteRow[];
+  private listStatement(sql: string): Database.Statement {
+    let statement = this.listStatements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      if (this.listStatements.size >= LIST_STATEMENT_CACHE) this.listStatements.delete(this.listStatements.keys().next().value!);
+      this.listStatements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  private toTuple(row: CheckpointRow): CheckpointTuple {
+    const { thread_id: threadId, checkpoint_ns: checkpointNs, checkpoint_id: checkpointId } = row;
+    const writes = this.sql.writesOf.all(threadId, checkpointNs, checkpointId) as WriteRow[];
+    const body = this.serde.loadsTyped(row.type, row.checkpoint) as Checkpoint;
+    const found = blobRefs(body).map(([channel, version]) => {
+      const blob = this.sql.blob.get(threadId, checkpointNs, channel, String(version)) as BlobRow | undefined;
+      return blob && { value: this.serde.loadsTyped(blob.type, blob.value) };
+    });
     return {
-      config: { threadId, checkpointNs, checkpointId: row.checkpoint_id },
-      checkpoint: this.serde.loadsTyped(row.type, row.checkpoint) as Checkpoint,
+      config: { threadId, checkpointNs, checkpointId },
+      checkpoint: joinChannels(body, found),
       metadata: JSON.parse(row.metadata) as CheckpointMetadata,
-      ...(row.parent_checkpoint_id !== null && {
-        parentConfig: { threadId, checkpointNs, checkpointId: row.parent_checkpoint_id },
-      }),
+      ...(row.parent_checkpoint_id !== null && { parentConfig: { threadId, checkpointNs, checkpointId: row.parent_checkpoint_id } }),
       pendingWrites: writes.map((w): PendingWrite => [w.task_id, w.channel, this.serde.loadsTyped(w.type, w.value)]),
     };
   }
+}
+
+function prepareStatements(db: Database.Database) {
+  const writeColumns = "(thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+  return {
+    latest: db.prepare("SELECT * FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ? ORDER BY checkpoint_id DESC LIMIT 1"),
+    byId: db.prepare("SELECT * FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?"),
+    writesOf: db.prepare("SELECT task_id, channel, type, value FROM writes WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ? ORDER BY task_id, idx"),
+    blob: db.prepare("SELECT type, value FROM blobs WHERE thread_id = ? AND checkpoint_ns = ? AND channel = ? AND version = ?"),
+    putCheckpoint: db.prepare(
+      `INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    putBlob: db.prepare("INSERT OR REPLACE INTO blobs (thread_id, checkpoint_ns, channel, version, type, value) VALUES (?, ?, ?, ?, ?, ?)"),
+    // Same rule as MemorySaver: a special channel's fixed slot is replaced, a regular write already saved is kept.
+    replaceWrite: db.prepare(`INSERT OR REPLACE INTO writes ${writeColumns}`),
+    keepFirstWrite: db.prepare(`INSERT OR IGNORE INTO writes ${writeColumns}`),
+    deleteThread: ["checkpoints", "writes", "blobs"].map((table) => db.prepare(`DELETE FROM ${table} WHERE thread_id = ?`)),
+  };
+}
+
+/**
+ * The list() query: the scope, `before` and every filter key as SQL conditions,
+ * so `LIMIT` counts matches. Values are bound, never spliced; the SQL text only
+ * depends on which conditions are present, so a few shapes cover every call.
+ */
+function listQuery(scope: ReturnType<typeof parseListConfig>, { beforeId, limit, filter }: ParsedListOptions): { sql: string; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const condition = (sql: string, ...values: unknown[]) => (where.push(sql), params.push(...values));
+  if (scope.threadId !== undefined) condition("thread_id = ?", scope.threadId);
+  if (scope.checkpointNs !== undefined) condition("checkpoint_ns = ?", scope.checkpointNs);
+  if (scope.checkpointId !== undefined) condition("checkpoint_id = ?", scope.checkpointId);
+  if (beforeId !== undefined) condition("checkpoint_id < ?", beforeId);
+  for (const [key, value] of filter) {
+    const path = jsonPath(key);
+    // json_type first: exact match means a string "2" never equals the number 2, nor true the number 1.
+    if (value === null) condition("json_type(metadata, ?) = 'null'", path);
+    else if (typeof value === "boolean") condition("json_type(metadata, ?) = ?", path, String(value));
+    else if (typeof value === "string") condition("json_type(metadata, ?) = 'text' AND json_extract(metadata, ?) = ?", path, path, value);
+    else condition("json_type(metadata, ?) IN ('integer', 'real') AND json_extract(metadata, ?) = ?", path, path, value);
+  }
+  let sql = "SELECT * FROM checkpoints";
+  if (where.length > 0) sql += ` WHERE ${where.join(" AND ")}`;
+  sql += " ORDER BY checkpoint_id DESC";
+  if (limit !== undefined) (sql += " LIMIT ?"), params.push(limit);
+  return { sql, params };
+}
+
+/** A top-level key as a SQLite JSON path. A quoted label has no escape for `"`, so such a key is refused, not misread. */
+function jsonPath(key: string): string {
+  if (key.includes('"')) {
+    throw new InvalidArgumentError(`list({ filter }) cannot filter on metadata key ${JSON.stringify(key)} in SqliteSaver: a key may not contain a double quote.`);
+  }
+  return `$."${key}"`;
 }
 
 /** better-sqlite3 binds Buffers as BLOBs; a serializer may hand back any Uint8Array. */

@@ -1,0 +1,156 @@
+/**
+ * The bridge from the kit's savers to LangGraph: `toLangGraphSaver(saver)` turns
+ * any kit `CheckpointSaver` (runtime/types.ts) into a LangGraph
+ * `BaseCheckpointSaver`, so a `@langchain/langgraph` graph can run on it and
+ * LangGraph's own conformance suite can check it.
+ *
+ * It only renames: LangGraph's `{ configurable: { thread_id, checkpoint_ns,
+ * checkpoint_id } }` is the kit's `{ threadId, checkpointNs, checkpointId }`,
+ * `channel_values` is `channelValues`, and so on. What the two APIs mean
+ * differently is settled here, each in one place:
+ *
+ * - list() without `checkpoint_ns` spans every namespace in LangGraph; in the kit
+ *   an absent namespace is the root "", and `checkpointNs: null` spans them all.
+ * - LangGraph chooses the next nodes from `versions_seen`; the kit's `next` is
+ *   the runtime's own routing, so a checkpoint coming from LangGraph has none.
+ * - Checkpoints of format v < 4 (LangGraph's pre-2025 format) kept pending
+ *   `Send`s as writes on the parent; LangGraph's savers move them into the
+ *   `__pregel_tasks` channel when reading, and so does this bridge.
+ */
+import type { RunnableConfig as LangGraphConfig } from "@langchain/core/runnables";
+import {
+  BaseCheckpointSaver,
+  TASKS,
+  getCheckpointId,
+  maxChannelVersion,
+  type ChannelVersions,
+  type Checkpoint as LangGraphCheckpoint,
+  type CheckpointListOptions,
+  type CheckpointMetadata as LangGraphMetadata,
+  type CheckpointTuple as LangGraphTuple,
+  type PendingWrite as LangGraphWrite,
+} from "@langchain/langgraph-checkpoint";
+import { z } from "zod";
+import type { Checkpoint, CheckpointMetadata, CheckpointSaver, CheckpointTuple, ListConfig, ListOptions, RunnableConfig } from "#runtime";
+
+/** LangGraph's configurable carries much more (callbacks, internal `__pregel_*` keys): only these three are the saver's. */
+const configurableSchema = z.looseObject({
+  thread_id: z.union([z.string(), z.number()]).transform(String).optional(),
+  checkpoint_ns: z.string().optional(),
+  checkpoint_id: z.string().optional(),
+});
+
+const metadataSchema = z.looseObject({ source: z.enum(["input", "loop", "update", "fork"]), step: z.number() });
+
+/** A kit config as LangGraph's: exactly thread_id, checkpoint_ns and checkpoint_id. */
+export function toLangGraphConfig(config: RunnableConfig): LangGraphConfig {
+  return { configurable: { thread_id: config.threadId, checkpoint_ns: config.checkpointNs ?? "", checkpoint_id: config.checkpointId } };
+}
+
+/**
+ * A LangGraph config as the kit's. Fields LangGraph leaves out stay out, so the
+ * kit's own validation answers for them (a put without a thread is refused).
+ */
+export function toKitConfig(config: LangGraphConfig | undefined): Partial<RunnableConfig> {
+  const parsed = configurableSchema.safeParse(config?.configurable ?? {});
+  if (!parsed.success) {
+    throw new TypeError(
+      `A LangGraph config needs { configurable: { thread_id: string, checkpoint_ns?: string, checkpoint_id?: string } }: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}.`,
+    );
+  }
+  const { thread_id, checkpoint_ns } = parsed.data;
+  const checkpointId = config ? getCheckpointId(config) : undefined; // also reads LangGraph's legacy `thread_ts`
+  return {
+    ...(thread_id !== undefined && { threadId: thread_id }),
+    ...(checkpoint_ns !== undefined && { checkpointNs: checkpoint_ns }),
+    ...(checkpointId && { checkpointId }),
+  };
+}
+
+export function toKitCheckpoint(checkpoint: LangGraphCheckpoint): Checkpoint {
+  return {
+    v: checkpoint.v,
+    id: checkpoint.id,
+    ts: checkpoint.ts,
+    channelValues: checkpoint.channel_values,
+    channelVersions: checkpoint.channel_versions,
+    versionsSeen: checkpoint.versions_seen,
+    next: [], // LangGraph routes by versions_seen, not by a stored list
+  };
+}
+
+export function toLangGraphCheckpoint(checkpoint: Checkpoint): LangGraphCheckpoint {
+  return {
+    v: checkpoint.v,
+    id: checkpoint.id,
+    ts: checkpoint.ts,
+    channel_values: checkpoint.channelValues,
+    channel_versions: checkpoint.channelVersions ?? {},
+    versions_seen: checkpoint.versionsSeen ?? {},
+  };
+}
+
+class KitSaverBridge extends BaseCheckpointSaver {
+  constructor(readonly saver: CheckpointSaver) {
+    super();
+  }
+
+  async getTuple(config: LangGraphConfig): Promise<LangGraphTuple | undefined> {
+    const tuple = await this.saver.getTuple(toKitConfig(config) as RunnableConfig);
+    return tuple && this.toLangGraphTuple(tuple);
+  }
+
+  async *list(config: LangGraphConfig, options: CheckpointListOptions = {}): AsyncGenerator<LangGraphTuple> {
+    const { threadId, checkpointNs, checkpointId } = toKitConfig(config);
+    const scope: ListConfig = { ...(threadId !== undefined && { threadId }), checkpointNs: checkpointNs ?? null, ...(checkpointId && { checkpointId }) };
+    const kitOptions: ListOptions = {
+      ...(options.limit !== undefined && { limit: options.limit }),
+      ...(options.before !== undefined && { before: { checkpointId: toKitConfig(options.before).checkpointId } }),
+      ...(options.filter !== undefined && { filter: options.filter }),
+    };
+    for await (const tuple of this.saver.list(scope, kitOptions)) yield await this.toLangGraphTuple(tuple);
+  }
+
+  async put(config: LangGraphConfig, checkpoint: LangGraphCheckpoint, metadata: LangGraphMetadata, newVersions: ChannelVersions): Promise<LangGraphConfig> {
+    const parsed = metadataSchema.safeParse(metadata);
+    if (!parsed.success) throw new TypeError(`put() needs LangGraph metadata with source and step: ${parsed.error.issues.map((i) => i.message).join("; ")}.`);
+    const saved = await this.saver.put(toKitConfig(config) as RunnableConfig, toKitCheckpoint(checkpoint), parsed.data as CheckpointMetadata, newVersions);
+    return toLangGraphConfig(saved);
+  }
+
+  /** `taskPath` is dropped: the kit orders a checkpoint's writes by task id, then index. */
+  async putWrites(config: LangGraphConfig, writes: LangGraphWrite[], taskId: string): Promise<void> {
+    await this.saver.putWrites(toKitConfig(config) as RunnableConfig, writes, taskId);
+  }
+
+  async deleteThread(threadId: string): Promise<void> {
+    await this.saver.deleteThread(threadId);
+  }
+
+  private async toLangGraphTuple(tuple: CheckpointTuple): Promise<LangGraphTuple> {
+    const checkpoint = toLangGraphCheckpoint(tuple.checkpoint);
+    if (checkpoint.v < 4 && tuple.parentConfig) await this.migratePendingSends(checkpoint, tuple.parentConfig);
+    return {
+      config: toLangGraphConfig(tuple.config),
+      checkpoint,
+      metadata: tuple.metadata as LangGraphMetadata,
+      ...(tuple.parentConfig && { parentConfig: toLangGraphConfig(tuple.parentConfig) }),
+      pendingWrites: tuple.pendingWrites,
+    };
+  }
+
+  /** LangGraph's legacy format: the parent's `__pregel_tasks` writes become this checkpoint's pending sends. */
+  private async migratePendingSends(checkpoint: LangGraphCheckpoint, parentConfig: RunnableConfig): Promise<void> {
+    const parent = await this.saver.getTuple(parentConfig);
+    const sends = (parent?.pendingWrites ?? []).filter(([, channel]) => channel === TASKS).map(([, , value]) => value);
+    if (sends.length === 0) return; // nothing to migrate (and the kit's own v1 checkpoints never have any)
+    const versions = Object.values(checkpoint.channel_versions);
+    checkpoint.channel_values = { ...checkpoint.channel_values, [TASKS]: sends };
+    checkpoint.channel_versions = { ...checkpoint.channel_versions, [TASKS]: versions.length > 0 ? maxChannelVersion(...versions) : this.getNextVersion(undefined) };
+  }
+}
+
+/** Any kit saver as a LangGraph checkpointer: `graph.compile({ checkpointer: toLangGraphSaver(new SqliteSaver(file)) })`. */
+export function toLangGraphSaver(saver: CheckpointSaver): BaseCheckpointSaver {
+  return new KitSaverBridge(saver);
+}
