@@ -4,8 +4,11 @@ declare module "junit-report-builder" {
     className(name: string): TestCase;
     name(name: string): TestCase;
     time(seconds: number): TestCase;
-    failure(message: string): TestCase;
-    error(message: string): TestCase;
+    failure(message?: string, type?: string): TestCase;
+    error(message?: string, type?: string, content?: string): TestCase;
+    /** The failure element's text (its body). */
+    stacktrace(text?: string): TestCase;
+    standardOutput(log?: string): TestCase;
   }
   interface TestSuite {
     name(name: string): TestSuite;
