@@ -4,12 +4,25 @@
  * the grading engine and the site read the rubric from the graders themselves.
  *
  *   const grader = defineGrader<SerdeApi>({ lesson: "lesson-11", unit: "serde", exports: ["dumpsTyped", "loadsTyped"] });
- *   grader.core("round-trips every JSON value", { hint: "...", section: "typed-tags" }, async (api) => { ... });
+ *   grader.core("round-trips every JSON value", { hint: "...", section: "typed-tags" }, async (api, check) => { ... });
+ *
+ * Checks run here, in the trusted process; the code under test never does. `api`
+ * is the learner's module as seen from the learner process (kit/sandbox/): every
+ * call is a message and returns a promise (`await api.dumpsTyped(x)`,
+ * `await new api.Store(...)`), values cross as structured clones, and objects,
+ * classes and errors cross as handles, so `instanceof api.SerdeError` works.
+ * `check.spawn()` starts a further learner process (a second instance, a crash
+ * victim, a fresh reader); every process a check starts dies when the check ends.
  */
+import { mkdtempSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, test } from "vitest";
+import { compileLearner, CompileError, type Build } from "../../kit/sandbox/compile.ts";
+import { detectSandbox, LearnerProcess, pathInLearner, type SandboxMode } from "../../kit/sandbox/learner.ts";
+import { ImplementationLoadError, implementationDir } from "./implementation.ts";
+import { servicesDir } from "./services.ts";
 import { appendFileSync } from "node:fs";
-import { test } from "vitest";
-import { findTampering } from "./integrity.ts";
-import { ImplementationLoadError, loadImplementation } from "./implementation.ts";
 
 export type Tier = "core" | "excellence";
 export type Visibility = "public" | "hidden";
@@ -26,13 +39,15 @@ export interface CheckMeta {
   visibility: Visibility;
   /** Broad category shown for hidden checks instead of their details. */
   category: string;
-  /** Per-check time limit in ms; the engine allows a little more before it kills a stuck process. */
+  /** Per-check time limit in ms, before it is scaled to the machine's measured speed. */
   timeout: number;
 }
 
 declare module "vitest" {
   interface TaskMeta {
     check?: CheckMeta;
+    /** What the learner's processes printed while this check ran (capped). */
+    learnerOutput?: string;
   }
 }
 
@@ -42,16 +57,30 @@ export interface CheckOptions {
   weight?: number;
   visibility?: Visibility;
   category?: string;
-  /** Per-check timeout in ms (default 10 s). The engine's wall-clock limit still applies. */
+  /** Per-check timeout in ms (default 10 s), scaled to the machine's measured speed. */
   timeout?: number;
 }
 
-export type CheckBody<Api> = (api: Api) => unknown | Promise<unknown>;
+/** What a check can do beyond calling the learner's module. */
+export interface CheckContext<Api> {
+  /** The learner process the module lives in (shared by the unit's checks). */
+  learner: LearnerProcess;
+  /** A new learner process with the module loaded, killed when the check ends (unless it was already). */
+  spawn(): Promise<{ learner: LearnerProcess; api: Api }>;
+  /** The exports of a learner-side fixture (trusted code that must run next to the learner's, e.g. classes it registers). */
+  fixture<T = Record<string, unknown>>(name: string, learner?: LearnerProcess): Promise<T>;
+  /** The unit's read-write folder that every learner process of the unit sees (SQLite files go here). */
+  scratch: string;
+  /** How much slower than a calm machine this one measured (>= 1): scale waits by it. */
+  slowness: number;
+}
+
+export type CheckBody<Api> = (api: Api, check: CheckContext<Api>) => unknown | Promise<unknown>;
 
 export interface Grader<Api> {
   lesson: string;
   unit: string;
-  /** The implementation under test, loaded once; throws a readable error if it does not load. */
+  /** The implementation under test, loaded once in the shared learner process; throws a readable error if it does not load. */
   load(): Promise<Api>;
   core(title: string, options: CheckOptions, body: CheckBody<Api>): void;
   excellence(title: string, options: CheckOptions, body: CheckBody<Api>): void;
@@ -62,26 +91,136 @@ export interface GraderOptions {
   unit: string;
   /** Names the module must export; a missing one fails every check with a clear message. */
   exports: string[];
+  /** Learner-side fixture modules, by name: absolute paths (use new URL("./x.ts", import.meta.url)). */
+  fixtures?: Record<string, string>;
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 const LOAD_LIMIT_MS = 8_000;
+const OUTPUT_CAP = 500;
+/** A learner process start on a calm machine (bwrap + node, measured here at ~80-150 ms). */
+const CALM_START_MS = 200;
+const MAX_SLOWNESS = 8;
+/** A check that keeps making progress may run this many times its scaled timeout before it is stopped. */
+const PROGRESS_CAP = 4;
+const MEMORY_POLL_MS = 250;
 
-function withinLoadLimit<T>(loading: Promise<T>, unit: string): Promise<T> {
+function sandboxMode(): SandboxMode {
+  const wanted = process.env.CHECKPOINT_KIT_SANDBOX;
+  if (wanted === "none") return "none";
+  const detected = detectSandbox();
+  if (wanted === "bwrap" && detected.mode !== "bwrap") throw new Error(`An OS sandbox is required but ${detected.reason}.`);
+  return detected.mode;
+}
+
+/** Everything the unit's learner processes share, made once per grading. */
+interface UnitSetup {
+  build: Build;
+  sandbox: SandboxMode;
+  scratch: string;
+  slowness: number;
+}
+
+const live = new Set<LearnerProcess>();
+let outputOfCheck = "";
+let progress = 0;
+const memoryLimitMb = Number(process.env.CHECKPOINT_KIT_LEARNER_TREE_MB ?? 2_048);
+const heapLimitMb = Number(process.env.CHECKPOINT_KIT_LEARNER_HEAP_MB ?? 512);
+let overMemory: string | undefined;
+
+const memoryTimer = setInterval(() => {
+  let total = 0;
+  for (const learner of live) if (learner.running) total += learner.residentBytes();
+  if (total > memoryLimitMb * 2 ** 20) {
+    overMemory = `your code used ${Math.round(total / 2 ** 20)} MB across its processes, over the limit of ${memoryLimitMb} MB`;
+    for (const learner of live) learner.kill("SIGKILL", false);
+  }
+}, MEMORY_POLL_MS);
+memoryTimer.unref();
+
+afterAll(async () => {
+  clearInterval(memoryTimer);
+  await Promise.all([...live].map((learner) => learner.stop()));
+});
+
+async function startLearner(setup: UnitSetup): Promise<LearnerProcess> {
+  const learner = await LearnerProcess.start({
+    build: setup.build,
+    scratch: setup.scratch,
+    sandbox: setup.sandbox,
+    memoryMb: heapLimitMb,
+    readable: [servicesDir()],
+    onOutput: (text) => {
+      if (outputOfCheck.length <= OUTPUT_CAP) outputOfCheck += text;
+    },
+  });
+  live.add(learner);
+  // Any message from a learner process is progress: a slow machine shows some, stuck code none.
+  learner.child.on("message", () => progress++);
+  void learner.exited.then(() => live.delete(learner));
+  return learner;
+}
+
+function withinLimit<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const limit = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new ImplementationLoadError(`Your ${unit} module did not finish loading within ${LOAD_LIMIT_MS / 1000} s: is there a top-level await that never resolves?`)),
-      LOAD_LIMIT_MS,
-    );
+    timer = setTimeout(() => reject(new ImplementationLoadError(message)), ms);
   });
-  return Promise.race([loading, limit]).finally(() => clearTimeout(timer));
+  return Promise.race([work, limit]).finally(() => clearTimeout(timer));
 }
 
 export function defineGrader<Api>(options: GraderOptions): Grader<Api> {
-  let loading: Promise<Api> | undefined;
-  // Loaded once; a load that fails or hangs fails every check at once instead of each waiting out its timeout.
-  const load = () => (loading ??= withinLoadLimit(loadImplementation<Api>(options.lesson, options.unit, options.exports), options.unit));
+  let setup: Promise<UnitSetup> | undefined;
+  let shared: { learner: LearnerProcess; api: Promise<Api> } | undefined;
+
+  const prepare = () =>
+    (setup ??= (async () => {
+      let build: Build;
+      try {
+        build = await compileLearner({ implementationDir: implementationDir(options.lesson, options.unit), fixtures: options.fixtures });
+      } catch (error) {
+        if (error instanceof CompileError) throw new ImplementationLoadError(`Your ${options.unit} module does not compile:\n${error.message}`);
+        throw error;
+      }
+      const sandbox = sandboxMode();
+      const scratch = mkdtempSync(join(tmpdir(), "data-"));
+      // Calibrate: how long one learner process takes to start here and now.
+      const started = performance.now();
+      const probe = await LearnerProcess.start({ build, scratch, sandbox, memoryMb: 64 });
+      const startMs = performance.now() - started;
+      await probe.stop();
+      const slowness = Math.min(MAX_SLOWNESS, Math.max(1, startMs / CALM_START_MS));
+      return { build, sandbox, scratch, slowness };
+    })());
+
+  const importUnit = async (learner: LearnerProcess, s: UnitSetup): Promise<Api> => {
+    let module: Record<string, unknown>;
+    try {
+      module = await withinLimit(
+        learner.import(pathInLearner(s.build, s.build.unit, s.sandbox)),
+        LOAD_LIMIT_MS * s.slowness,
+        `Your ${options.unit} module did not finish loading within ${Math.round((LOAD_LIMIT_MS * s.slowness) / 1000)} s: is there a top-level await that never resolves, or a loop at the top level?`,
+      );
+    } catch (error) {
+      if (error instanceof ImplementationLoadError) throw error;
+      const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      throw new ImplementationLoadError(`Your ${options.unit} module threw while it was being imported: ${reason}`);
+    }
+    const missing = options.exports.filter((name) => module[name] === undefined);
+    if (missing.length > 0) {
+      throw new ImplementationLoadError(`Your ${options.unit} module does not export ${missing.map((m) => `\`${m}\``).join(", ")}; keep the names of the starter's contract.`);
+    }
+    return module as Api;
+  };
+
+  const load = async (): Promise<Api> => {
+    const s = await prepare();
+    if (!shared || !shared.learner.running) {
+      const learner = await startLearner(s);
+      shared = { learner, api: importUnit(learner, s) };
+    }
+    return shared.api;
+  };
 
   const register = (tier: Tier) => (title: string, check: CheckOptions, body: CheckBody<Api>) => {
     const meta: CheckMeta = {
@@ -95,18 +234,44 @@ export function defineGrader<Api>(options: GraderOptions): Grader<Api> {
       category: check.category ?? tier,
       timeout: check.timeout ?? DEFAULT_TIMEOUT_MS,
     };
-    test(title, { meta: { check: meta }, timeout: meta.timeout }, async () => {
-      reportProgress(title, meta.timeout);
+    // Vitest's own timeout is a backstop far past ours; ours says why it fired.
+    test(title, { meta: { check: meta }, timeout: meta.timeout * MAX_SLOWNESS * PROGRESS_CAP + 60_000 }, async (context) => {
+      outputOfCheck = "";
+      overMemory = undefined;
+      const spawned: LearnerProcess[] = [];
+      let s: UnitSetup | undefined;
       try {
+        reportProgress(title, meta.timeout * MAX_SLOWNESS * PROGRESS_CAP + 30_000);
         const api = await load();
-        await body(api);
+        s = await prepare();
+        const setupNow = s;
+        const ctx: CheckContext<Api> = {
+          learner: shared!.learner,
+          scratch: setupNow.scratch,
+          slowness: setupNow.slowness,
+          async spawn() {
+            const learner = await startLearner(setupNow);
+            spawned.push(learner);
+            return { learner, api: await importUnit(learner, setupNow) };
+          },
+          async fixture<T>(name: string, learner = shared!.learner) {
+            const file = setupNow.build.fixtures[name];
+            if (!file) throw new Error(`grader bug: no fixture named ${name}`);
+            return (await learner.import(pathInLearner(setupNow.build, file, setupNow.sandbox))) as T;
+          },
+        };
+        await runWithDeadline(Promise.resolve().then(() => body(api, ctx)), meta.timeout * setupNow.slowness, shared!.learner);
+      } catch (error) {
+        if (overMemory) throw new Error(`Stopped: ${overMemory}.`);
+        throw error;
       } finally {
-        const tampering = findTampering();
-        if (tampering) {
-          reportTampering(tampering);
-          // eslint-disable-next-line no-unsafe-finally -- the check's own outcome no longer counts
-          throw new Error(`The submission tampered with the grading environment: it ${tampering}.`);
+        for (const learner of spawned) learner.kill("SIGKILL");
+        // A learner process that is stuck would hold up every later check: start the next one afresh.
+        if (shared && shared.learner.running && !(await shared.learner.responsive(1_000 * (s?.slowness ?? 1)))) {
+          shared.learner.kill("SIGKILL", false);
+          shared = undefined;
         }
+        context.task.meta.learnerOutput = outputOfCheck.length > OUTPUT_CAP ? `${outputOfCheck.slice(0, OUTPUT_CAP)}… (output capped at ${OUTPUT_CAP} characters)` : outputOfCheck;
       }
     });
   };
@@ -115,20 +280,53 @@ export function defineGrader<Api>(options: GraderOptions): Grader<Api> {
 }
 
 /**
- * Tells the engine, synchronously and before any submission code runs, which
- * check is starting: if the submission then blocks the event loop, the engine
- * knows which check to name when it kills the process. Progress only moves a
- * deadline; results travel on the engine's signed channel.
+ * Runs a check's body under its deadline. When the deadline passes, the check
+ * goes on as long as the learner's processes keep making progress (up to
+ * PROGRESS_CAP deadlines): a slow machine is not the learner's fault. When it
+ * stops, the message says which of the two happened.
+ */
+async function runWithDeadline(work: Promise<unknown>, timeoutMs: number, learner: LearnerProcess): Promise<void> {
+  let settled = false;
+  const done = work.finally(() => {
+    settled = true;
+  });
+  for (let round = 1; ; round++) {
+    const before = progress;
+    let timer: NodeJS.Timeout | undefined;
+    const tick = new Promise<"tick">((resolve) => {
+      timer = setTimeout(() => resolve("tick"), timeoutMs);
+    });
+    const outcome = await Promise.race([done.then(() => "done" as const), tick]).finally(() => clearTimeout(timer));
+    if (outcome === "done" || settled) {
+      await done;
+      return;
+    }
+    const seconds = Math.round((timeoutMs * round) / 1000);
+    if (progress === before) {
+      const responsive = learner.running && (await learner.responsive(2_000));
+      if (settled) return void (await done);
+      if (!learner.running) throw new Error(`Stopped after ${seconds} s: ${learner.describeExit()}.`);
+      throw new Error(
+        responsive
+          ? `Timed out after ${seconds} s with no progress: a call into your code never settled (a promise that never resolves, or a wait on something that never comes).`
+          : `Timed out after ${seconds} s: your code kept its process busy and never returned (a synchronous loop that never ends?).`,
+      );
+    }
+    if (round >= PROGRESS_CAP) {
+      throw new Error(
+        `Stopped after ${seconds} s although your code was still making progress: the machine looks overloaded (load average ${loadavg()[0]!.toFixed(1)}). This is not a verdict on your code; grade again when the machine is calmer.`,
+      );
+    }
+  }
+}
+
+/**
+ * Tells the engine which check is starting, and how long it may take at most:
+ * if the trusted side itself hangs, the engine knows which check to name.
  */
 function reportProgress(title: string, timeoutMs: number): void {
   const file = process.env.CHECKPOINT_KIT_PROGRESS;
   if (file) appendFileSync(file, `${JSON.stringify({ title, timeoutMs })}\n`);
-}
-
-/** Tampering voids the whole unit, not just the check that noticed it: the engine is told directly. */
-function reportTampering(what: string): void {
-  const file = process.env.CHECKPOINT_KIT_PROGRESS;
-  if (file) appendFileSync(file, `${JSON.stringify({ tampering: what })}\n`);
 }
 
 /** True when hidden checks should be registered (interviewer grading). The candidate bundle ships none. */

@@ -1,140 +1,338 @@
 /**
- * An instrumented ioredis-compatible client for graders: every command is
- * recorded (also those queued in a pipeline or MULTI) and round trips are
- * counted, so "never KEYS", "SCAN with MATCH and COUNT" and "bodies fetched in
- * batches" are measured rather than grepped.
+ * Redis for graders, instrumented at the backend.
  *
- * Backend: ioredis-mock by default; a real server when REDIS_URL is set. On the
- * mock, SCAN is answered here with Redis's own glob rules (`redisGlobMatch`),
- * because ioredis-mock 8.13 mishandles backslash escapes in MATCH.
+ * Learner code gets a real ioredis client (`await redis.endpoint(learner)`)
+ * connected over a Unix socket to a small RESP server that lives here, on the
+ * trusted side. Every command of every connection the learner opens
+ * (duplicates, pipelines and MULTI in every form, scripts) crosses that socket,
+ * so it is recorded here, where learner code cannot reach the record.
+ *
+ * Behind the socket: ioredis-mock by default, where this server itself gives
+ * the commands the lessons teach Redis's own semantics (SCAN with MATCH, COUNT,
+ * TYPE and cursors; WATCH/MULTI/EXEC/DISCARD; SCRIPT LOAD/EVALSHA; one command
+ * at a time, so MULTI and EVAL are atomic); or, when REDIS_URL is set, a real
+ * server, reached through a recording proxy.
+ *
+ * `redis.client` is the grader's own connection (fixtures, inspection): it is
+ * never recorded.
  */
-import { exists as isRedisCommand } from "@ioredis/commands";
+import { createHash, randomBytes } from "node:crypto";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { getKeyIndexes, hasFlag, exists as isRedisCommand } from "@ioredis/commands";
 import { Redis } from "ioredis";
 import RedisMock from "ioredis-mock";
-import { randomBytes } from "node:crypto";
+import RedisParser from "redis-parser";
+import type { LearnerProcess, RedisEndpoint } from "../../kit/sandbox/learner.ts";
+import { servicesDir } from "./services.ts";
 
 export interface RecordedCommand {
-  /** Uppercase command name; scripts defined with defineCommand are recorded as EVAL. */
+  /** Uppercase command name. */
   name: string;
-  args: unknown[];
-  /** Which round trip carried it (1-based): commands of one pipeline share it. */
-  roundTrip?: number;
+  args: string[];
+  /** Which round trip carried it (1-based, counted over all learner connections). */
+  roundTrip: number;
+  /** Which learner connection sent it (1-based). */
+  connection: number;
 }
 
 export interface TestRedis {
-  /** Instrumented ioredis-compatible client: ioredis-mock, or real ioredis when REDIS_URL is set. */
+  /** The grader's own client: not recorded. */
   client: Redis;
+  /** Every command learner connections sent, in arrival order. */
   readonly commands: RecordedCommand[];
-  /** A direct command is 1, a pipeline or MULTI exec is 1. */
+  /** Times a learner connection waited for replies before sending more (a pipeline or MULTI is one). */
   readonly roundTrips: number;
+  /** Learner connections opened so far. */
+  readonly connections: number;
   resetCounters(): void;
-  /** Another instrumented connection to the same data (concurrent writers); shares the counters. */
-  newClient(): Redis;
-  /** Unique per run: put it in every thread id / key a check creates, so real-server runs never collide. */
-  runId: string;
+  /** What to hand the learner's code: it arrives there as an ioredis client connected here. */
+  endpoint(learner: LearnerProcess, options?: Record<string, unknown>): Promise<RedisEndpoint>;
+  /** While on, learner connections are cut and new ones refused (the grader's client keeps working). */
+  setOutage(on: boolean): void;
+  /** Delays each reply to learner connections by up to `maxMs` (seeded), so concurrent writers interleave. */
+  setJitter(maxMs: number, random?: () => number): void;
   backend: "ioredis-mock" | "redis-server";
-  /** On a real server: removes this run's keys (SCAN + UNLINK) and disconnects. */
+  /** Removes every key this run touched (real server) or the whole mock, and stops the server. */
   close(): Promise<void>;
 }
 
 export interface TestRedisOptions {
-  /**
-   * Mock only: each SCAN page after the first repeats the previous page's last
-   * key, as a real SCAN may during a rehash, to prove the code deduplicates.
-   */
+  /** Mock only: each SCAN page after the first repeats the previous page's last key, as a real SCAN may during a rehash. */
   duplicateScanResults?: boolean;
 }
 
-const PIPELINE_CONTROL = new Set(["exec", "execBuffer", "discard", "then", "length"]);
+type Reply = null | undefined | number | string | Buffer | Reply[] | Error | { [key: string]: Reply } | boolean;
+
+class ReplyError extends Error {}
+
+function encodeReply(reply: Reply): Buffer {
+  if (reply === null || reply === undefined) return Buffer.from("$-1\r\n");
+  if (reply instanceof Error) {
+    const text = reply.message.replace(/\r?\n/g, " ");
+    return Buffer.from(`-${/^[A-Z]{2,}\b/.test(text) ? text : `ERR ${text}`}\r\n`);
+  }
+  if (typeof reply === "boolean") return Buffer.from(`:${reply ? 1 : 0}\r\n`);
+  if (typeof reply === "number") return Number.isInteger(reply) ? Buffer.from(`:${reply}\r\n`) : encodeReply(String(reply));
+  if (typeof reply === "string" || Buffer.isBuffer(reply)) {
+    const bytes = Buffer.isBuffer(reply) ? reply : Buffer.from(reply, "latin1");
+    return Buffer.concat([Buffer.from(`$${bytes.length}\r\n`), bytes, Buffer.from("\r\n")]);
+  }
+  if (Array.isArray(reply)) return Buffer.concat([Buffer.from(`*${reply.length}\r\n`), ...reply.map(encodeReply)]);
+  if (reply instanceof Map) return encodeReply([...(reply as Map<string, Reply>)].flat());
+  return encodeReply(Object.entries(reply).flat());
+}
+
+/** Bytes cross the mock as latin1 strings, so binary values (serialized checkpoints) keep every byte. */
+const toMock = (arg: Buffer) => arg.toString("latin1");
+
+interface Connection {
+  id: number;
+  socket: Socket;
+  queue: string[][] | undefined;
+  watched: Map<string, string> | undefined;
+  /** The grader's own connection: not recorded, not counted. */
+  trusted: boolean;
+  outstanding: number;
+}
+
 let mockDatabaseCounter = 0;
 
 export async function createTestRedis(options: TestRedisOptions = {}): Promise<TestRedis> {
   const url = process.env.REDIS_URL;
-  const runId = `run${Date.now().toString(36)}${randomBytes(4).toString("hex")}`;
+  const dir = mkdtempSync(join(servicesDir(), "r"));
+  chmodSync(dir, 0o755);
+  const socketPath = join(dir, "s");
   const commands: RecordedCommand[] = [];
+  const touched = new Set<string>();
   let roundTrips = 0;
-  const opened: Redis[] = [];
+  let connectionCount = 0;
+  let outage = false;
+  let jitter: { maxMs: number; random: () => number } | undefined;
+  const sockets = new Set<Socket>();
+  const ownSockets = new Set<Socket>();
 
-  // ioredis-mock shares data between instances with the same port: a fresh fake port per TestRedis isolates checks.
-  const mockPort = 40_000 + (process.pid % 1000) * 20 + (mockDatabaseCounter++ % 20);
-  const makeRaw = (): Redis => {
-    if (url) return new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 1 });
-    return new RedisMock({ port: mockPort, host: runId }) as unknown as Redis;
+  // ioredis-mock shares data between instances with the same host and port: a fresh pair per TestRedis isolates checks.
+  const mockKey = { host: `m${randomBytes(6).toString("hex")}`, port: 40_000 + (mockDatabaseCounter++ % 20_000) };
+  const mock = url ? undefined : (new RedisMock(mockKey) as unknown as Record<string, (...args: unknown[]) => Promise<Reply>> & Redis);
+
+  const record = (connection: Connection, argv: Buffer[]) => {
+    const name = argv[0]!.toString("utf8").toUpperCase();
+    const args = argv.slice(1).map((a) => a.toString("utf8"));
+    commands.push({ name, args, roundTrip: roundTrips, connection: connection.id });
+    try {
+      for (const index of getKeyIndexes(name.toLowerCase(), args)) touched.add(args[index]!);
+    } catch {
+      // unknown command: no keys
+    }
   };
 
-  const record = (name: string, args: unknown[]) => commands.push({ name: name.toUpperCase(), args, roundTrip: roundTrips });
-
+  // ---- the mock backend: one command at a time, with Redis's semantics where the lessons need them ----
+  const versions = new Map<string, number>();
+  let epoch = 0;
+  const scripts = new Map<string, string>();
   const scanWalks = new Map<number, string[]>();
-  const instrument = (raw: Redis): Redis => {
-    const scripts = new Set<string>();
-    const wrapQueue = (queue: object, recordAsMulti: boolean): object => {
-      const pending: RecordedCommand[] = [];
-      const proxy: object = new Proxy(queue, {
-        get(target, property, receiver) {
-          const value = Reflect.get(target, property, receiver) as unknown;
-          if (typeof property !== "string" || typeof value !== "function") return value;
-          if (property === "exec" || property === "execBuffer") {
-            return (...args: unknown[]) => {
-              roundTrips += 1;
-              if (recordAsMulti) record("MULTI", []);
-              commands.push(...pending.map((command) => ({ ...command, roundTrip: roundTrips })));
-              if (recordAsMulti) record("EXEC", []);
-              return (value as (...a: unknown[]) => unknown).apply(target, args);
-            };
-          }
-          if (PIPELINE_CONTROL.has(property) || !(isRedisCommand(property) || scripts.has(property))) return value;
-          return (...args: unknown[]) => {
-            pending.push({ name: scripts.has(property) ? "EVAL" : property.toUpperCase(), args });
-            (value as (...a: unknown[]) => unknown).apply(target, args);
-            return proxy; // keep chaining on the instrumented queue
-          };
-        },
-      });
-      return proxy;
-    };
+  let serial: Promise<unknown> = Promise.resolve();
 
-    const client: Redis = new Proxy(raw, {
-      get(target, property, receiver) {
-        const value = Reflect.get(target, property, receiver) as unknown;
-        if (typeof property !== "string" || typeof value !== "function") return value;
-        const fn = value as (...a: unknown[]) => unknown;
-        if (property === "pipeline") return (...args: unknown[]) => wrapQueue(fn.apply(target, args) as object, false);
-        if (property === "multi") return (...args: unknown[]) => wrapQueue(fn.apply(target, args) as object, true);
-        if (property === "defineCommand") {
-          return (name: string, definition: unknown) => {
-            scripts.add(name);
-            return fn.call(target, name, definition);
-          };
+  const bump = (name: string, args: string[]) => {
+    if (name === "flushall" || name === "flushdb") {
+      epoch++;
+      return;
+    }
+    let isWrite = false;
+    try {
+      isWrite = hasFlag(name, "write") || name === "eval" || name === "evalsha";
+    } catch {
+      return;
+    }
+    if (!isWrite) return;
+    try {
+      for (const index of getKeyIndexes(name, args)) versions.set(args[index]!, (versions.get(args[index]!) ?? 0) + 1);
+    } catch {
+      // no keys
+    }
+  };
+  const versionOf = (key: string) => `${epoch}:${versions.get(key) ?? 0}`;
+
+  const runOnMock = async (name: string, args: string[]): Promise<Reply> => {
+    const m = mock!;
+    switch (name) {
+      case "scan":
+        return faithfulScan(m, args, options, scanWalks);
+      case "script": {
+        const sub = (args[0] ?? "").toLowerCase();
+        if (sub === "load") {
+          const sha = createHash("sha1").update(args[1] ?? "").digest("hex");
+          scripts.set(sha, args[1] ?? "");
+          return sha;
         }
-        if (property === "scanStream" || property === "duplicate") return fn.bind(client);
-        if (property === "call" || property === "send_command") {
-          return (name: string, ...args: unknown[]) => {
-            roundTrips += 1;
-            record(name, args);
-            return fn.call(target, name, ...args);
-          };
+        if (sub === "exists") return args.slice(1).map((sha) => (scripts.has(sha.toLowerCase()) ? 1 : 0));
+        if (sub === "flush") {
+          scripts.clear();
+          return "OK";
         }
-        if (!(isRedisCommand(property) || scripts.has(property))) return fn.bind(target);
-        return (...args: unknown[]) => {
-          roundTrips += 1;
-          record(scripts.has(property) ? "EVAL" : property, args);
-          if (!url && property === "scan") return faithfulScan(target, args as ScanArgs, options, scanWalks);
-          return fn.apply(target, args);
-        };
+        throw new ReplyError(`ERR unknown subcommand '${sub}'`);
+      }
+      case "evalsha": {
+        const script = scripts.get((args[0] ?? "").toLowerCase());
+        if (script === undefined) throw new ReplyError("NOSCRIPT No matching script. Please use EVAL.");
+        return runOnMock("eval", [script, ...args.slice(1)]);
+      }
+      case "select":
+        if (args[0] !== "0") throw new ReplyError("ERR this test server has only database 0");
+        return "OK";
+      case "client":
+        return (args[0] ?? "").toLowerCase() === "getname" ? null : "OK";
+      case "hello":
+        throw new ReplyError("ERR unknown command 'hello'");
+      default: {
+        const method = m[name];
+        if (typeof method !== "function" || !isRedisCommand(name)) throw new ReplyError(`ERR unknown command '${name}'`);
+        const result = await method.apply(m, args);
+        if (name === "eval" && args[0] !== undefined) scripts.set(createHash("sha1").update(args[0]).digest("hex"), args[0]);
+        return result;
+      }
+    }
+  };
+
+  const executeMock = async (connection: Connection, argv: Buffer[]): Promise<Reply> => {
+    const name = argv[0]!.toString("utf8").toLowerCase();
+    const args = argv.slice(1).map(toMock);
+    if (connection.queue && !["exec", "discard", "multi", "watch"].includes(name)) {
+      connection.queue.push([name, ...args]);
+      return "QUEUED";
+    }
+    switch (name) {
+      case "multi":
+        if (connection.queue) return new ReplyError("ERR MULTI calls can not be nested");
+        connection.queue = [];
+        return "OK";
+      case "watch":
+        if (connection.queue) return new ReplyError("ERR WATCH inside MULTI is not allowed");
+        connection.watched ??= new Map();
+        for (const key of args) if (!connection.watched.has(key)) connection.watched.set(key, versionOf(key));
+        return "OK";
+      case "unwatch":
+        connection.watched = undefined;
+        return "OK";
+      case "discard":
+        if (!connection.queue) return new ReplyError("ERR DISCARD without MULTI");
+        connection.queue = undefined;
+        connection.watched = undefined;
+        return "OK";
+      case "exec": {
+        if (!connection.queue) return new ReplyError("ERR EXEC without MULTI");
+        const queued = connection.queue;
+        const watched = connection.watched;
+        connection.queue = undefined;
+        connection.watched = undefined; // EXEC always clears WATCH, whatever its outcome (real Redis)
+        if (watched && [...watched].some(([key, version]) => versionOf(key) !== version)) return null;
+        const replies: Reply[] = [];
+        for (const [queuedName, ...queuedArgs] of queued) {
+          try {
+            replies.push(await runOnMock(queuedName!, queuedArgs));
+            bump(queuedName!, queuedArgs);
+          } catch (error) {
+            replies.push(error as Error);
+          }
+        }
+        return replies;
+      }
+      case "quit":
+        setImmediate(() => connection.socket.end());
+        return "OK";
+      default: {
+        const result = await runOnMock(name, args);
+        bump(name, args);
+        return result;
+      }
+    }
+  };
+
+  const servers: Server[] = [];
+  const accept = (socket: Socket, trusted: boolean) => {
+    if (outage && !trusted) {
+      socket.destroy();
+      return;
+    }
+    const set = trusted ? ownSockets : sockets;
+    set.add(socket);
+    socket.on("close", () => set.delete(socket));
+    socket.on("error", () => undefined);
+    const connection: Connection = { id: trusted ? 0 : ++connectionCount, socket, queue: undefined, watched: undefined, outstanding: 0, trusted };
+    let upstream: Socket | undefined;
+    if (url) {
+      const target = new URL(url);
+      upstream = createConnection({ host: target.hostname, port: Number(target.port || 6379) });
+      upstream.on("error", () => socket.destroy());
+      socket.on("close", () => upstream!.destroy());
+      // Count replies so that a round trip is "sent while nothing was outstanding".
+      const replies = new RedisParser({ returnReply: () => void (connection.outstanding = Math.max(0, connection.outstanding - 1)), returnError: () => void (connection.outstanding = Math.max(0, connection.outstanding - 1)), returnBuffers: true });
+      upstream.on("data", (chunk: Buffer) => {
+        replies.execute(chunk);
+        const deliver = () => socket.write(chunk);
+        if (jitter) setTimeout(deliver, Math.floor(jitter.random() * jitter.maxMs));
+        else deliver();
+      });
+      if (target.password || target.username) {
+        const auth = target.username ? ["AUTH", target.username, target.password] : ["AUTH", target.password];
+        upstream.write(encodeReply(auth.map((a) => Buffer.from(decodeURIComponent(a)))));
+        connection.outstanding++;
+      }
+    }
+    let chunkCounted = false;
+    const parser = new RedisParser({
+      returnBuffers: true,
+      returnReply(request: Buffer[] | Buffer) {
+        const argv = Array.isArray(request) ? request : request.toString("utf8").trim().split(/\s+/).map((a) => Buffer.from(a));
+        if (argv.length === 0) return;
+        if (!connection.trusted) {
+          if (!chunkCounted && connection.outstanding === 0) roundTrips++;
+          chunkCounted = true;
+          record(connection, argv);
+        }
+        connection.outstanding++;
+        if (upstream) return;
+        const run = serial.then(() => executeMock(connection, argv).catch((error: Error) => error));
+        serial = run;
+        void run.then((reply) => {
+          const write = () => {
+            connection.outstanding--;
+            if (!socket.destroyed) socket.write(encodeReply(reply));
+          };
+          if (jitter) setTimeout(write, Math.floor(jitter.random() * jitter.maxMs));
+          else write();
+        });
+      },
+      returnError() {
+        socket.destroy();
       },
     });
-    return client;
+    socket.on("data", (chunk: Buffer) => {
+      chunkCounted = false;
+      parser.execute(chunk);
+      upstream?.write(chunk);
+    });
   };
-
-  const open = (): Redis => {
-    const raw = makeRaw();
-    opened.push(raw);
-    return instrument(raw);
+  const listen = async (path: string, trusted: boolean) => {
+    const server = createServer((socket) => accept(socket, trusted));
+    servers.push(server);
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(path, () => resolve());
+    });
   };
-  const client = open();
-  if (url) await client.ping(); // fail fast on a bad REDIS_URL
-  commands.length = 0;
-  roundTrips = 0;
+  await listen(socketPath, false);
+  chmodSync(socketPath, 0o777); // the sandboxed learner runs as another user
+  // The grader's own client: on the mock it goes through this server too (so bytes are stored the same way), on
+  // a socket learner code cannot see; on a real server it connects directly.
+  const trustedDir = mkdtempSync(join(tmpdir(), "redis-own-"));
+  const trustedPath = join(trustedDir, "s");
+  if (!url) await listen(trustedPath, true);
+  const client: Redis = url ? new Redis(url, { maxRetriesPerRequest: 1 }) : new Redis({ path: trustedPath, maxRetriesPerRequest: 1 });
+  await client.ping(); // fail fast on a bad REDIS_URL
 
   return {
     client,
@@ -144,27 +342,35 @@ export async function createTestRedis(options: TestRedisOptions = {}): Promise<T
     get roundTrips() {
       return roundTrips;
     },
+    get connections() {
+      return connectionCount;
+    },
     resetCounters() {
       commands.length = 0;
       roundTrips = 0;
     },
-    newClient: open,
-    runId,
+    endpoint: (learner, endpointOptions = {}) => learner.redisEndpoint(socketPath, endpointOptions),
+    setOutage(on) {
+      outage = on;
+      if (on) for (const socket of sockets) socket.destroy();
+    },
+    setJitter(maxMs, random = Math.random) {
+      jitter = maxMs > 0 ? { maxMs, random } : undefined;
+    },
     backend: url ? "redis-server" : "ioredis-mock",
     async close() {
-      const raw = opened[0]!;
       if (url) {
-        // Only this run's keys: every key a check creates carries the run id.
-        let cursor = "0";
-        do {
-          const [next, keys] = await raw.scan(cursor, "MATCH", `*${runId}*`, "COUNT", 1000);
-          cursor = next;
-          if (keys.length > 0) await raw.unlink(...keys);
-        } while (cursor !== "0");
+        const keys = [...touched];
+        for (let i = 0; i < keys.length; i += 500) await client.unlink(...keys.slice(i, i + 500));
       } else {
-        await raw.flushall();
+        await client.flushall();
       }
-      for (const connection of opened) connection.disconnect();
+      client.disconnect();
+      for (const socket of [...sockets, ...ownSockets]) socket.destroy();
+      await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+      (mock as unknown as Redis | undefined)?.disconnect();
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(trustedDir, { recursive: true, force: true });
     },
   };
 }
@@ -172,42 +378,46 @@ export async function createTestRedis(options: TestRedisOptions = {}): Promise<T
 const WALK_SPAN = 10_000_000;
 let nextWalk = 1;
 
-type ScanArgs = [cursor: string | number, ...options: Array<string | number>];
-
 /**
- * SCAN on the mock with Redis's semantics where a grader needs them: MATCH
- * with Redis's glob rules, COUNT as a page size over a stable key order, and
- * cursor "0" when the walk is done. Optional duplicates across pages.
+ * SCAN on the mock with Redis's semantics: MATCH with Redis's glob rules, COUNT
+ * as a page size over a stable key order (so pages may be empty before the walk
+ * ends), TYPE, and cursor "0" only when the walk is done.
  */
-async function faithfulScan(raw: Redis, args: ScanArgs, options: TestRedisOptions, walks: Map<number, string[]>): Promise<[string, string[]]> {
+async function faithfulScan(raw: Record<string, (...args: unknown[]) => Promise<Reply>>, args: string[], options: TestRedisOptions, walks: Map<number, string[]>): Promise<Reply> {
   const [cursorArg, ...rest] = args;
   let pattern: string | undefined;
+  let type: string | undefined;
   let count = 10;
   for (let i = 0; i < rest.length; i += 2) {
     const option = String(rest[i]).toUpperCase();
     const value = rest[i + 1];
-    if (option === "MATCH") pattern = String(value);
+    if (value === undefined) throw new ReplyError("ERR syntax error");
+    if (option === "MATCH") pattern = value;
     else if (option === "COUNT") count = Number(value);
-    else if (option === "TYPE") throw new Error("SCAN ... TYPE is not supported by ioredis-mock 8.13; filter by key pattern instead.");
-    else throw new Error(`ERR syntax error in SCAN option ${option}`);
+    else if (option === "TYPE") type = value.toLowerCase();
+    else throw new ReplyError("ERR syntax error");
   }
-  if (!Number.isInteger(count) || count < 1) throw new Error("ERR value is out of range, must be positive");
+  if (!Number.isInteger(count) || count < 1) throw new ReplyError("ERR value is out of range, must be positive");
   const cursor = Number(cursorArg);
-  if (!Number.isSafeInteger(cursor) || cursor < 0) throw new Error("ERR invalid cursor");
+  if (!Number.isSafeInteger(cursor) || cursor < 0) throw new ReplyError("ERR invalid cursor");
   // A cursor is walk * WALK_SPAN + offset into that walk's key snapshot, so interleaved walks never disturb each other.
   let walk = Math.floor(cursor / WALK_SPAN);
   const start = cursor % WALK_SPAN;
   let all = walks.get(walk);
   if (cursor === 0 || all === undefined) {
     walk = nextWalk++;
-    all = (await raw.keys("*")).sort();
+    all = ((await raw.keys!("*")) as string[]).sort();
     walks.set(walk, all);
-    if (walks.size > 32) walks.delete(walks.keys().next().value!);
+    if (walks.size > 64) walks.delete(walks.keys().next().value!);
   }
   const end = Math.min(start + count, all.length);
   const page = all.slice(start, end);
   if (options.duplicateScanResults && start > 0 && start <= all.length) page.unshift(all[start - 1]!);
-  const matched = pattern === undefined ? page : page.filter((key) => redisGlobMatch(pattern!, key));
+  let matched = pattern === undefined ? page : page.filter((key) => redisGlobMatch(pattern!, key));
+  if (type) {
+    const kinds = await Promise.all(matched.map((key) => raw.type!(key)));
+    matched = matched.filter((_, i) => kinds[i] === type);
+  }
   if (end >= all.length) {
     walks.delete(walk);
     return ["0", matched];

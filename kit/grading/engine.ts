@@ -13,6 +13,7 @@ import type { Readable } from "node:stream";
 import pLimit from "p-limit";
 import { z } from "zod";
 import { KIT_ROOT } from "../../graders/harness/implementation.ts";
+import { detectSandbox, type SandboxMode } from "../sandbox/learner.ts";
 import { loadManifest, findLesson, findUnit, unitPaths, type Manifest } from "../manifest.ts";
 import { typecheckUnits } from "./typecheck.ts";
 import { verifyLine, type RawCheck, type UnitMessage } from "./channel.ts";
@@ -77,12 +78,12 @@ export interface GradeUnitOptions {
   /** Environment overrides for the grading process (e.g. REDIS_URL, or undefined to unset it). */
   env?: Record<string, string | undefined>;
   /**
-   * Run learner code under Node's permission model: it may read only the kit's
-   * dependencies, runtime and this unit's public grader files plus its own folder,
-   * and write only to the temp folder. Off for the kit's own reference and
-   * calibration answers.
+   * Learner code always runs in learner processes apart from the checks, in the
+   * OS sandbox where the machine has one. true marks it as the learner's (it is
+   * type-checked first); "require" also refuses to grade without the OS sandbox
+   * (a stranger's submission).
    */
-  sandbox?: boolean;
+  sandbox?: boolean | SandboxPolicy;
   /** Compiler errors found before grading; they cap the unit at adequate. */
   typeErrors?: string;
 }
@@ -127,47 +128,28 @@ function capture(stream: Readable, cap: number): () => string {
   return () => (text.length > cap ? `${text.slice(0, cap)}…` : text);
 }
 
+/** How learner code is confined: "auto" uses the OS sandbox where there is one; "require" refuses to run without it. */
+export type SandboxPolicy = "auto" | "require";
+
+export class SandboxUnavailableError extends Error {
+  override name = "SandboxUnavailableError";
+}
+
 /**
- * Node flags that confine the process running learner code. `scratch` is the
- * unit's own temp folder (its TMPDIR): the only place it may write, never the
- * system temp folder, which may hold the kit itself or other runs.
+ * Decides, once per grading, whether learner processes run in bubblewrap. In CI
+ * (CI=true) the sandbox is mandatory, so a broken sandbox cannot pass unnoticed.
  */
-export function sandboxFlags(lesson: string, unit: string, implementationDir: string, scratch: string): string[] {
-  const paths = unitPaths(lesson, unit);
-  const unitGraderDir = join(KIT_ROOT, "graders", lesson, unit);
-  const graderFiles = existsSync(unitGraderDir)
-    ? readdirSync(unitGraderDir)
-        .filter((name) => name !== "calibration")
-        .map((name) => join(unitGraderDir, name))
-    : [];
-  // A folder grants its whole subtree; the kit root itself is deliberately absent.
-  const dependencies = join(KIT_ROOT, "node_modules");
-  const readable = [
-    join(KIT_ROOT, "package.json"),
-    dependencies,
-    // A linked node_modules (a shared install) is read through its real path.
-    ...(existsSync(dependencies) && realpathSync(dependencies) !== dependencies ? [realpathSync(dependencies)] : []),
-    join(KIT_ROOT, "runtime"),
-    join(KIT_ROOT, "graders", "harness"),
-    join(KIT_ROOT, "graders", "vitest.config.ts"),
-    paths.grader,
-    ...graderFiles,
-    implementationDir,
-    scratch,
-  ];
-  const permissions = findUnit(findLesson(loadManifest(), lesson), unit).permissions;
-  const preload = join(KIT_ROOT, "kit", "grading", "sandbox-preload.cjs");
-  return [
-    "--experimental-permission",
-    "--no-warnings=ExperimentalWarning",
-    `--allow-fs-read=${preload}`,
-    `--require=${preload}`,
-    ...readable.map((path) => `--allow-fs-read=${path}`),
-    `--allow-fs-write=${scratch}`,
-    "--allow-addons",
-    ...(permissions.includes("child-process") ? ["--allow-child-process"] : []),
-    ...(permissions.includes("worker-threads") ? ["--allow-worker"] : []),
-  ];
+export function resolveSandbox(policy: SandboxPolicy): SandboxMode {
+  const found = detectSandbox();
+  if (found.mode === "bwrap") return "bwrap";
+  if (policy === "require" || process.env.CI === "true") {
+    throw new SandboxUnavailableError(
+      `Grading a submission runs a stranger's code, and this machine has no OS sandbox: ${found.reason}. ` +
+        "Install bubblewrap (Debian/Ubuntu: sudo apt-get install bubblewrap) or grade inside a Linux container; " +
+        "or pass --allow-unsandboxed to run it unconfined, with your own rights, at your own risk.",
+    );
+  }
+  return "none";
 }
 
 function runUnitProcess(options: GradeUnitOptions, limits: GradeLimits): Promise<ProcessOutcome> {
@@ -175,12 +157,12 @@ function runUnitProcess(options: GradeUnitOptions, limits: GradeLimits): Promise
   const grader = relative(KIT_ROOT, unitPaths(options.lesson, options.unit).grader);
   const started = Date.now();
   // The unit's own temp folder: its TMPDIR, and under the sandbox the only place it may write.
-  const scratch = realpathSync(mkdtempSync(join(tmpdir(), "ck-unit-")));
+  const scratch = realpathSync(mkdtempSync(join(tmpdir(), "w-")));
   const progressFile = join(scratch, "progress.ndjson");
-  const workerFlags = options.sandbox ? sandboxFlags(options.lesson, options.unit, options.implementationDir, scratch) : [];
+  const sandbox = resolveSandbox(options.sandbox === "require" ? "require" : "auto");
   const child = spawn(
     process.execPath,
-    ["--import", "tsx", "kit/grading/unit-process.ts", grader, String(limits.memoryMb), JSON.stringify(workerFlags)],
+    ["--import", "tsx", "kit/grading/unit-process.ts", grader, String(limits.memoryMb)],
     {
       cwd: KIT_ROOT,
       detached: true,
@@ -194,8 +176,9 @@ function runUnitProcess(options: GradeUnitOptions, limits: GradeLimits): Promise
         TMPDIR: scratch,
         TMP: scratch,
         TEMP: scratch,
-        // Harnesses that start processes running learner code give them the same confinement.
-        CHECKPOINT_KIT_SANDBOX_FLAGS: JSON.stringify(workerFlags),
+        // Learner code runs in learner processes the grader starts (kit/sandbox/), confined by this.
+        CHECKPOINT_KIT_SANDBOX: sandbox,
+        CHECKPOINT_KIT_LEARNER_TREE_MB: String(limits.groupMemoryMb),
         NO_COLOR: "1",
         ...options.env,
       },
@@ -271,6 +254,14 @@ function runUnitProcess(options: GradeUnitOptions, limits: GradeLimits): Promise
 
   return new Promise((resolve) => {
     child.on("close", (code, signal) => {
+      // Whatever the unit started and left behind (it shares the unit's process group) ends with it.
+      try {
+        process.kill(-child.pid!, "SIGKILL");
+      } catch {
+        // the group is already empty
+      }
+      // A result is trusted only from a unit process that ended on its own or by our hand.
+      if (signal && !outcome.killedFor) outcome.done = undefined;
       clearInterval(progressTimer);
       clearInterval(memoryTimer);
       rmSync(scratch, { recursive: true, force: true });
@@ -367,8 +358,8 @@ export interface GradeLessonOptions {
   seed: number;
   concurrency?: number;
   limits?: Partial<GradeLimits>;
-  /** Confine learner code (see GradeUnitOptions.sandbox). */
-  sandbox?: boolean;
+  /** Learner code, and whether the OS sandbox is required (see GradeUnitOptions.sandbox). */
+  sandbox?: boolean | SandboxPolicy;
   manifest?: Manifest;
   onUnitDone?: (result: UnitResult) => void;
 }
@@ -378,6 +369,8 @@ export async function gradeLesson(options: GradeLessonOptions): Promise<LessonRe
   const lesson = findLesson(manifest, options.lesson);
   const units = (options.units ?? lesson.units.map((u) => u.id)).map((id) => findUnit(lesson, id));
   const limit = pLimit(Math.max(1, options.concurrency ?? 2));
+  // Refuse before anything runs when a required sandbox is missing.
+  resolveSandbox(options.sandbox === "require" ? "require" : "auto");
   // Learner code is type-checked first (one compiler run for every unit).
   const typeErrors = options.sandbox
     ? typecheckUnits(new Map(units.map((u) => [u.id, { dir: options.implementationDir(u.id), shownAs: join("exercises", lesson.id, u.id) }])))

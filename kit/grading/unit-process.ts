@@ -1,10 +1,11 @@
 /**
  * Grades one unit in a process of its own (spawned by engine.ts). Runs the unit's
- * grader with Vitest, whose worker runs the submission, and sends the signed
+ * grader with Vitest; the checks start learner processes for the code under test
+ * (kit/sandbox/), so no learner code runs in this process or its worker. Sends the signed
  * results to the engine on fd 3. The engine owns the time limit:
  * it can kill this whole process group, which a per-test timeout cannot do.
  *
- * argv: <grader file, relative to the kit root> <worker memory limit in MB> <JSON array of worker flags>
+ * argv: <grader file, relative to the kit root> <worker memory limit in MB>
  * stdin: the signing key (hex), then EOF.
  */
 import { readFileSync, writeSync } from "node:fs";
@@ -17,9 +18,7 @@ const OUTPUT_CAP = 500;
 type UserConsoleLog = Parameters<NonNullable<Reporter["onUserConsoleLog"]>>[0];
 
 const key = Buffer.from(readFileSync(0, "utf8").trim(), "hex");
-const [graderFile, memoryMb = "768", workerFlagsJson = "[]"] = process.argv.slice(2);
-/** Node flags for the worker that runs the submission: its heap limit and, for learner code, the permission sandbox. */
-const workerFlags = JSON.parse(workerFlagsJson) as string[];
+const [graderFile, memoryMb = "768"] = process.argv.slice(2);
 if (!graderFile || key.length < 16) {
   process.stderr.write("unit-process: expected a grader path argument and a key on stdin\n");
   process.exit(2);
@@ -49,7 +48,8 @@ const reporter: Reporter = {
       moduleErrors.push(...module.errors().map(describeError));
       for (const test of module.children.allTests()) {
         const result = test.result();
-        const output = outputByTest.get(test.id) ?? "";
+        // The learner's own output (its processes' stdout and stderr), then anything the check itself printed.
+        const output = `${test.meta().learnerOutput ?? ""}${outputByTest.get(test.id) ?? ""}`;
         checks.push({
           id: test.id,
           title: test.name,
@@ -73,7 +73,7 @@ const vitest = await createVitest(
     watch: false,
     reporters: [reporter],
     maxWorkers: 1,
-    execArgv: [`--max-old-space-size=${memoryMb}`, ...workerFlags],
+    execArgv: [`--max-old-space-size=${memoryMb}`],
   },
   { logLevel: "silent" },
 );

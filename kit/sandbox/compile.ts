@@ -1,0 +1,147 @@
+/**
+ * Compiles what a learner process runs (the learner's module, the process's own
+ * entry point, and any learner-side fixtures a grader ships) to plain JavaScript,
+ * once per grading: every learner process then starts on compiled code, with no
+ * TypeScript loader and no cold transpile, however many processes a check starts.
+ *
+ * The learner's module may import its own files, the kit's runtime (#runtime)
+ * and the kit's dependencies; anything else (the reference solutions, the
+ * graders, calibration answers) is refused at compile time.
+ */
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join, relative, resolve, sep } from "node:path";
+import { fileURLToPath } from "node:url";
+import { build, type Plugin } from "esbuild";
+
+export const KIT_ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
+const CACHE_ROOT = join(KIT_ROOT, "node_modules", ".cache", "checkpoint-kit");
+
+export class CompileError extends Error {
+  override name = "CompileError";
+}
+
+export interface Build {
+  /** Folder holding main.mjs (the process entry), unit.mjs and fixtures/<name>.mjs. */
+  dir: string;
+  unit: string;
+  fixtures: Record<string, string>;
+}
+
+export interface CompileRequest {
+  /** Folder with the learner's index.ts. */
+  implementationDir: string;
+  /** Learner-side fixture modules (trusted code the grader runs next to the learner's), by name. */
+  fixtures?: Record<string, string>;
+}
+
+function filesUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.name === "node_modules" || entry.name.startsWith(".")) continue;
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...filesUnder(path));
+    else out.push(path);
+  }
+  return out.sort();
+}
+
+function within(path: string, folder: string): boolean {
+  return path === folder || path.startsWith(folder.endsWith(sep) ? folder : folder + sep);
+}
+
+/** Bare package imports stay imports (resolved from node_modules at run time); other paths are checked. */
+function confine(allowed: string[], shownFrom: string): Plugin {
+  return {
+    name: "checkpoint-kit:confine",
+    setup(pluginBuild) {
+      pluginBuild.onResolve({ filter: /^[^./#]/ }, (args) => (args.path.startsWith("node:") || !args.path.startsWith("/") ? { path: args.path, external: true } : undefined));
+      pluginBuild.onResolve({ filter: /.*/ }, async (args) => {
+        if (args.pluginData === "confined") return undefined;
+        const result = await pluginBuild.resolve(args.path, { kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: "confined" });
+        if (result.errors.length > 0) return { errors: result.errors };
+        if (result.external || within(result.path, join(KIT_ROOT, "node_modules"))) return result;
+        if (!allowed.some((folder) => within(result.path, folder))) {
+          return {
+            errors: [
+              {
+                text: `"${args.path}" resolves to ${relative(shownFrom, result.path)}, outside your unit's folder and the kit's runtime: a submission may import only its own files, #runtime and the kit's dependencies`,
+              },
+            ],
+          };
+        }
+        return result;
+      });
+    },
+  };
+}
+
+function hashInputs(request: CompileRequest): string {
+  const hash = createHash("sha256");
+  const sources = [
+    ...filesUnder(request.implementationDir),
+    ...filesUnder(join(KIT_ROOT, "runtime")),
+    ...filesUnder(join(KIT_ROOT, "kit", "sandbox")),
+    ...Object.values(request.fixtures ?? {}),
+  ];
+  for (const file of sources) {
+    hash.update(file).update("\0");
+    try {
+      if (statSync(file).isFile()) hash.update(readFileSync(file));
+    } catch {
+      // vanished while we looked: the hash differs either way
+    }
+  }
+  return hash.digest("hex").slice(0, 24);
+}
+
+/** Compiles (or reuses a cached compile of) the learner's module, the process entry and fixtures. */
+export async function compileLearner(request: CompileRequest): Promise<Build> {
+  const entry = join(request.implementationDir, "index.ts");
+  if (!existsSync(entry)) throw new CompileError("No implementation found: expected an index.ts in the unit's folder.");
+  const dir = join(CACHE_ROOT, hashInputs(request));
+  const fixtures = Object.fromEntries(Object.keys(request.fixtures ?? {}).map((name) => [name, join(dir, "fixtures", `${name}.mjs`)]));
+  const result: Build = { dir, unit: join(dir, "unit.mjs"), fixtures };
+  if (existsSync(join(dir, "complete"))) return result;
+
+  const staging = `${dir}.${process.pid}.${Date.now()}`;
+  mkdirSync(staging, { recursive: true });
+  const common = {
+    bundle: true,
+    format: "esm" as const,
+    platform: "node" as const,
+    target: "node20",
+    sourcemap: "inline" as const,
+    logLevel: "silent" as const,
+    // ESM bundles have no require(); some CommonJS dependencies expect one.
+    banner: { js: 'import { createRequire as __ckRequire } from "node:module"; const require = __ckRequire(import.meta.url);' },
+  };
+  try {
+    await build({
+      ...common,
+      entryPoints: [entry],
+      outfile: join(staging, "unit.mjs"),
+      plugins: [confine([request.implementationDir, join(KIT_ROOT, "runtime")], dirname(request.implementationDir))],
+    });
+  } catch (error) {
+    rmSync(staging, { recursive: true, force: true });
+    const errors = (error as { errors?: Array<{ text: string; location?: { file: string; line: number; column: number } | null }> }).errors ?? [];
+    const shown = errors
+      .slice(0, 5)
+      .map((e) => (e.location ? `${relative(request.implementationDir, resolve(KIT_ROOT, e.location.file))}:${e.location.line}:${e.location.column + 1}: ${e.text}` : e.text))
+      .join("\n");
+    throw new CompileError(shown || String(error));
+  }
+  await build({ ...common, entryPoints: [join(KIT_ROOT, "kit", "sandbox", "host.ts")], outfile: join(staging, "main.mjs"), plugins: [confine([join(KIT_ROOT, "kit", "sandbox")], KIT_ROOT)] });
+  for (const [name, source] of Object.entries(request.fixtures ?? {})) {
+    await build({ ...common, entryPoints: [source], outfile: join(staging, "fixtures", `${name}.mjs`), plugins: [confine([dirname(source), join(KIT_ROOT, "runtime"), join(KIT_ROOT, "graders", "harness")], KIT_ROOT)] });
+  }
+  writeFileSync(join(staging, "complete"), "");
+  try {
+    renameSync(staging, dir);
+  } catch {
+    // another process compiled the same inputs first: use theirs
+    rmSync(staging, { recursive: true, force: true });
+  }
+  return result;
+}

@@ -1,0 +1,304 @@
+/**
+ * Starts a learner process (kit/sandbox/host.ts, compiled) and talks to it.
+ *
+ * On Linux with bubblewrap the process runs in an OS sandbox: user nobody when
+ * grading runs as root, its own user, PID, network, IPC and UTS namespaces (so
+ * only its own loopback, and it can see or signal no process outside), a
+ * read-only view of the kit's dependencies and the compiled code only (no
+ * solutions, graders, calibration answers or other units), a private writable
+ * scratch folder, a clean environment, and the whole tree dies with it.
+ * Without bubblewrap the same process runs unconfined (see sandboxMode()).
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { chmodSync, readdirSync, readFileSync, realpathSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { Peer, type Message } from "./rpc.ts";
+import { KIT_ROOT, type Build } from "./compile.ts";
+
+export type SandboxMode = "bwrap" | "none";
+
+const NOBODY = 65534;
+const PAGE_SIZE = 4096;
+const OUTPUT_KEEP = 64 * 1024;
+
+let detected: { mode: SandboxMode; asNobody: boolean; reason?: string } | undefined;
+
+/** Which OS sandbox this machine offers (checked once per process by starting one). */
+export function detectSandbox(): { mode: SandboxMode; asNobody: boolean; reason?: string } {
+  if (detected) return detected;
+  if (process.platform !== "linux") return (detected = { mode: "none", asNobody: false, reason: `no OS sandbox on ${process.platform}` });
+  const probe = (asNobody: boolean) =>
+    spawnSync("bwrap", [...baseArgs(asNobody), "--ro-bind", realpathSync(process.execPath), "/probe-node", "/probe-node", "-e", "0"], {
+      stdio: "ignore",
+      timeout: 20_000,
+      ...(asNobody ? { uid: NOBODY, gid: NOBODY } : {}),
+    });
+  const root = process.getuid?.() === 0;
+  if (root && probe(true).status === 0) return (detected = { mode: "bwrap", asNobody: true });
+  const plain = probe(false);
+  if (plain.status === 0) return (detected = { mode: "bwrap", asNobody: false });
+  const why = plain.error ? "bubblewrap (bwrap) is not installed" : "bubblewrap could not create its namespaces here";
+  return (detected = { mode: "none", asNobody: false, reason: why });
+}
+
+function baseArgs(asNobody: boolean): string[] {
+  const system = ["/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc/ld.so.cache", "/etc/alternatives", "/etc/localtime", "/etc/ssl"];
+  return [
+    "--unshare-all",
+    "--die-with-parent",
+    "--new-session",
+    ...(asNobody || process.getuid?.() !== 0 ? [] : ["--uid", String(NOBODY), "--gid", String(NOBODY)]),
+    ...system.flatMap((path) => ["--ro-bind-try", path, path]),
+    "--proc",
+    "/proc",
+    "--dev",
+    "/dev",
+    "--tmpfs",
+    "/tmp",
+  ];
+}
+
+export interface LearnerOptions {
+  build: Build;
+  /** Read-write folder shared by the unit's learner processes (its SQLite files and the like), at the same path inside. */
+  scratch: string;
+  sandbox: SandboxMode;
+  /** Heap limit of the learner's Node process. */
+  memoryMb?: number;
+  /** Folders the process may read (e.g. the folder holding a Redis socket), at the same paths inside. */
+  readable?: string[];
+  /** Called with everything the learner process prints. */
+  onOutput?: (text: string) => void;
+}
+
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export class LearnerProcess {
+  readonly peer: Peer;
+  readonly exited: Promise<Exit>;
+  readonly startedMs: number;
+  private output = "";
+  private exit: Exit | undefined;
+  private lastPong = Date.now();
+  /** Set when the trusted side killed it on purpose (a crash test), so the exit is not reported as the learner's. */
+  killedOnPurpose = false;
+
+  private constructor(
+    readonly child: ChildProcess,
+    private readonly options: LearnerOptions,
+    ready: Promise<void>,
+  ) {
+    this.startedMs = Date.now();
+    this.peer = new Peer({
+      send: (message) => {
+        if (!child.connected) throw new Error("the learner process is not running");
+        child.send(message);
+      },
+      encodeSpecial: (value) => (value instanceof RedisEndpoint ? ["redis", { path: value.path, options: value.options }] : undefined),
+    });
+    const keep = (chunk: Buffer) => {
+      const text = chunk.toString("utf8");
+      this.output = (this.output + text).slice(-OUTPUT_KEEP);
+      options.onOutput?.(text);
+    };
+    child.stdout?.on("data", keep);
+    child.stderr?.on("data", keep);
+    this.exited = new Promise((resolve) => {
+      child.on("exit", (code, signal) => {
+        this.exit = { code, signal };
+        this.peer.close(new LearnerExitError(this.describeExit()));
+        resolve(this.exit);
+      });
+    });
+    child.on("message", (message) => {
+      this.lastPong = Date.now();
+      void this.peer.receive(message as Message);
+    });
+    void ready;
+  }
+
+  static async start(options: LearnerOptions): Promise<LearnerProcess> {
+    const { command, args, spawnOptions } = learnerCommand(options);
+    const child = spawn(command, args, { ...spawnOptions, stdio: ["ignore", "pipe", "pipe", "ipc"], serialization: "advanced" });
+    let markReady!: () => void;
+    let fail!: (error: Error) => void;
+    const ready = new Promise<void>((resolve, reject) => {
+      markReady = resolve;
+      fail = reject;
+    });
+    const learner = new LearnerProcess(child, options, ready);
+    const onFirst = (message: Message) => {
+      if (message.op === "reply" && message.id === 0) markReady();
+    };
+    child.once("message", onFirst);
+    child.once("error", (error) => fail(new Error(`could not start the learner process: ${error.message}`)));
+    void learner.exited.then(() => fail(new LearnerExitError(`${learner.describeExit()} while starting`)));
+    await ready;
+    return learner;
+  }
+
+  get running(): boolean {
+    return this.exit === undefined;
+  }
+
+  /** What the process printed (the last 64 KB). */
+  get printed(): string {
+    return this.output;
+  }
+
+  describeExit(): string {
+    if (!this.exit) return "the learner process is running";
+    const tail = this.output.trim().split("\n").slice(-8).join("\n");
+    const how = this.exit.signal ? `was killed by ${this.exit.signal}` : `exited with code ${this.exit.code}`;
+    return `the process running your code ${how}${tail ? `; its last output:\n${tail}` : ""}`;
+  }
+
+  /** Imports a compiled module (the learner's unit, or a fixture) and returns its exports as handles. */
+  import<T = Record<string, unknown>>(file: string): Promise<T> {
+    return this.peer.custom("import", file) as Promise<T>;
+  }
+
+  /** True when the process answers within `ms`: its event loop is not blocked. */
+  async responsive(ms = 1_000): Promise<boolean> {
+    if (!this.running) return false;
+    const pong = this.peer.custom("ping");
+    const timer = new Promise<false>((resolve) => setTimeout(() => resolve(false), ms).unref());
+    return Promise.race([pong.then(() => true, () => false), timer]);
+  }
+
+  /** A Redis connection the learner's code receives as an ioredis client, served by `socketPath`. */
+  async redisEndpoint(socketPath: string, options: Record<string, unknown> = {}): Promise<RedisEndpoint> {
+    await this.peer.custom("prepare-redis");
+    return new RedisEndpoint(socketPath, options);
+  }
+
+  /** Resident memory of the process and everything it started (Linux; 0 elsewhere). */
+  residentBytes(): number {
+    return treeResidentBytes(this.child.pid!);
+  }
+
+  kill(signal: NodeJS.Signals = "SIGKILL", onPurpose = true): void {
+    if (onPurpose) this.killedOnPurpose = true;
+    try {
+      this.child.kill(signal);
+    } catch {
+      // already gone
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.running) {
+      this.kill("SIGKILL");
+      await this.exited;
+    }
+  }
+}
+
+/** A Redis endpoint crossing to the learner process: there it becomes `new Redis({ path })`. */
+export class RedisEndpoint {
+  constructor(
+    readonly path: string,
+    readonly options: Record<string, unknown>,
+  ) {}
+}
+
+export class LearnerExitError extends Error {
+  override name = "LearnerExitError";
+}
+
+function learnerEnv(scratch: string, sandboxed: boolean): NodeJS.ProcessEnv {
+  // Nothing that names the kit, the grader, a check or a test runner.
+  return {
+    PATH: "/usr/local/bin:/usr/bin:/bin",
+    HOME: scratch,
+    TMPDIR: sandboxed ? "/tmp" : scratch,
+    LANG: "C.UTF-8",
+    NODE_ENV: "production",
+  };
+}
+
+function learnerCommand(options: LearnerOptions): { command: string; args: string[]; spawnOptions: Parameters<typeof spawn>[2] } {
+  const node = realpathSync(process.execPath);
+  const nodeFlags = [`--max-old-space-size=${options.memoryMb ?? 512}`, "--enable-source-maps", "--disable-warning=ExperimentalWarning"];
+  if (options.sandbox === "none") {
+    return {
+      command: node,
+      args: [...nodeFlags, join(options.build.dir, "main.mjs")],
+      spawnOptions: { cwd: options.scratch, env: learnerEnv(options.scratch, false) },
+    };
+  }
+  const sandbox = detectSandbox();
+  if (sandbox.mode !== "bwrap") throw new Error(`an OS sandbox was required but ${sandbox.reason}`);
+  const app = "/app";
+  const dependencies = realpathSync(join(KIT_ROOT, "node_modules"));
+  const nodeDir = dirname(node);
+  const args = [
+    ...baseArgs(sandbox.asNobody),
+    ...(nodeDir.startsWith("/usr/") || nodeDir === "/bin" ? [] : ["--ro-bind", dirname(nodeDir), dirname(nodeDir)]),
+    "--ro-bind",
+    dependencies,
+    `${app}/node_modules`,
+    "--ro-bind",
+    options.build.dir,
+    `${app}/lib`,
+    "--bind",
+    options.scratch,
+    options.scratch,
+    ...(options.readable ?? []).flatMap((path) => ["--ro-bind", path, path]),
+    "--chdir",
+    options.scratch,
+    "--hostname",
+    "app",
+    node,
+    ...nodeFlags,
+    `${app}/lib/main.mjs`,
+  ];
+  if (sandbox.asNobody) chmodSync(options.scratch, 0o777);
+  return {
+    command: "bwrap",
+    args,
+    spawnOptions: { cwd: "/", env: learnerEnv(options.scratch, true), ...(sandbox.asNobody ? { uid: NOBODY, gid: NOBODY } : {}) },
+  };
+}
+
+/** Where a compiled file appears inside the learner process. */
+export function pathInLearner(build: Build, file: string, sandbox: SandboxMode): string {
+  return sandbox === "none" ? file : file.replace(build.dir, "/app/lib");
+}
+
+/** Resident memory of a process and all its descendants, from /proc (0 where there is no /proc). */
+export function treeResidentBytes(rootPid: number): number {
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc").filter((name) => /^\d+$/.test(name));
+  } catch {
+    return 0;
+  }
+  const parent = new Map<number, number>();
+  const resident = new Map<number, number>();
+  for (const pid of entries) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      parent.set(Number(pid), Number(fields[1]));
+      resident.set(Number(pid), Number(fields[21]) * PAGE_SIZE);
+    } catch {
+      // ended while we looked
+    }
+  }
+  let total = 0;
+  for (const [pid, bytes] of resident) {
+    for (let p: number | undefined = pid, hops = 0; p !== undefined && p > 1 && hops < 64; p = parent.get(p), hops++) {
+      if (p === rootPid) {
+        total += bytes;
+        break;
+      }
+    }
+  }
+  return total;
+}
+
+
