@@ -1,7 +1,16 @@
-// The graders' instrumented Redis client: the glob matcher agrees with Redis, commands and round trips are counted.
+// The graders' Redis backend: the glob matcher agrees with Redis; every command of every learner connection is
+// recorded at the backend; the mock behaves like redis-server where the lessons teach (WATCH, Lua, leases).
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Redis } from "ioredis";
-import { describe, expect, test } from "vitest";
-import { createTestRedis, redisGlobMatch } from "../graders/harness/redis.ts";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { createTestRedis, type TestRedis } from "../graders/harness/redis.ts";
+import { redisGlobMatch } from "../graders/harness/redis.ts";
+import { servicesDir } from "../graders/harness/services.ts";
+import { KIT_ROOT } from "../graders/harness/implementation.ts";
+import { compileLearner } from "../kit/sandbox/compile.ts";
+import { detectSandbox, LearnerProcess, pathInLearner } from "../kit/sandbox/learner.ts";
 
 /** [pattern, subject, what Redis answers] — each case checked against redis-server 7 when REDIS_URL is set. */
 const GLOB_CASES: Array<[string, string, boolean]> = [
@@ -69,57 +78,158 @@ describe("redisGlobMatch follows Redis's stringmatchlen", () => {
   });
 });
 
-describe("createTestRedis", () => {
-  test("records direct and pipelined commands and counts round trips", async () => {
-    const redis = await createTestRedis();
-    try {
-      const key = `k:${redis.runId}`;
-      await redis.client.set(key, "1");
-      await redis.client.pipeline().get(key).get(`${key}:missing`).exec();
-      await redis.client.multi().incr(key).exec();
-      expect(redis.roundTrips).toBe(3);
-      expect(redis.commands.map((c) => c.name)).toEqual(["SET", "GET", "GET", "MULTI", "INCR", "EXEC"]);
-      expect(await redis.client.get(key)).toBe("2");
+/** Learner-side code that drives a client the way submissions do (and the way they try to hide commands). */
+const DRIVER = `
+import type { Redis } from "ioredis";
+export async function hiddenKeys(client: Redis) {
+  const other = client.duplicate();
+  await other.keys("*");
+  await client.pipeline([["keys", "*"], ["get", "a"]]).exec();
+  await client.multi([["keys", "*"]]).exec();
+  await client.call("KEYS", "*");
+  other.disconnect();
+}
+export async function roundTrips(client: Redis) {
+  await client.set("rt", "1");
+  await client.pipeline().get("rt").get("rt:missing").exec();
+  await client.multi().incr("rt").exec();
+  return client.get("rt");
+}
+/** Compare-and-set three ways, each run twice on one connection (the second WATCH must work too). */
+export async function casScenarios(client: Redis, key: string) {
+  const out: unknown[] = [];
+  await client.set(key + ":w", "1");
+  for (let i = 0; i < 2; i++) {
+    await client.watch(key + ":w");
+    const current = Number(await client.get(key + ":w"));
+    out.push(await client.multi().set(key + ":w", String(current + 1)).exec());
+  }
+  const rival = client.duplicate();
+  await client.watch(key + ":w");
+  await rival.set(key + ":w", "99");
+  out.push(await client.multi().set(key + ":w", "lost").exec());
+  rival.disconnect();
+  out.push(await client.get(key + ":w"));
+  const cas = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) return 1 else return 0 end";
+  await client.set(key + ":l", "a");
+  out.push(await client.eval(cas, 1, key + ":l", "a", "b"), await client.eval(cas, 1, key + ":l", "a", "c"), await client.get(key + ":l"));
+  const sha = await client.script("LOAD", cas);
+  out.push(await client.evalsha(sha as string, 1, key + ":l", "b", "d"));
+  out.push(await client.set(key + ":lease", "me", "PX", 5000, "NX"), await client.set(key + ":lease", "you", "PX", 5000, "NX"));
+  const ttl = await client.pttl(key + ":lease");
+  out.push(ttl > 4000 && ttl <= 5000, await client.incr(key + ":fence"), await client.incr(key + ":fence"));
+  return out;
+}
+export async function scanAll(client: Redis, pattern: string) {
+  const found: string[] = [];
+  let cursor = "0";
+  do {
+    const [next, keys] = await client.scan(cursor, "MATCH", pattern, "COUNT", 100);
+    cursor = next;
+    found.push(...keys);
+  } while (cursor !== "0");
+  return found.sort();
+}
+export async function tryGet(client: Redis, key: string) {
+  try { return await client.get(key); } catch (e) { return "failed: " + (e as Error).message; }
+}
+`;
+
+const driverDir = mkdtempSync(join(KIT_ROOT, "node_modules", ".cache", "driver-"));
+const scratch = mkdtempSync(join(tmpdir(), "data-"));
+let learner: LearnerProcess;
+let driver: Record<string, (...args: unknown[]) => Promise<any>>;
+const mode = detectSandbox().mode;
+
+beforeAll(async () => {
+  writeFileSync(join(driverDir, "index.ts"), DRIVER);
+  const built = await compileLearner({ implementationDir: driverDir });
+  learner = await LearnerProcess.start({ build: built, scratch, sandbox: mode, readable: [servicesDir()] });
+  driver = (await learner.import(pathInLearner(built, built.unit, mode))) as typeof driver;
+});
+afterAll(async () => {
+  await learner?.stop();
+  rmSync(driverDir, { recursive: true, force: true });
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+async function withRedis<T>(body: (redis: TestRedis) => Promise<T>, env?: string): Promise<T> {
+  const saved = process.env.REDIS_URL;
+  if (env === "mock") delete process.env.REDIS_URL;
+  const redis = await createTestRedis();
+  if (env === "mock" && saved) process.env.REDIS_URL = saved;
+  try {
+    return await body(redis);
+  } finally {
+    await redis.close();
+  }
+}
+
+describe("createTestRedis records at the backend", () => {
+  test("KEYS on a duplicate() connection, in pipeline([...]) and multi([...]) arrays and through call() is recorded", () =>
+    withRedis(async (redis) => {
+      await driver.hiddenKeys!(await redis.endpoint(learner));
+      expect(redis.commands.filter((c) => c.name === "KEYS").length).toBe(4);
+      expect(new Set(redis.commands.filter((c) => c.name === "KEYS").map((c) => c.connection)).size).toBe(2);
+    }));
+
+  test("round trips: a direct command is one, a pipeline one, a MULTI one; the grader's own client is not recorded", () =>
+    withRedis(async (redis) => {
+      await redis.client.set("rt", "5");
+      const endpoint = await redis.endpoint(learner);
       redis.resetCounters();
-      expect(redis.commands).toEqual([]);
-      expect(redis.roundTrips).toBe(0);
-    } finally {
-      await redis.close();
-    }
-  });
+      expect(await driver.roundTrips!(endpoint)).toBe("2");
+      expect(redis.commands.map((c) => c.name)).toEqual(["SET", "GET", "GET", "MULTI", "INCR", "EXEC", "GET"]);
+      expect(redis.roundTrips).toBe(4);
+    }));
 
-  test("SCAN MATCH honours backslash escapes, on the mock as on a real server", async () => {
-    const redis = await createTestRedis();
-    try {
-      await redis.client.set(`a*${redis.runId}`, "1");
-      await redis.client.set(`ab${redis.runId}`, "1");
-      const found: string[] = [];
-      let cursor = "0";
-      do {
-        const [next, keys] = await redis.client.scan(cursor, "MATCH", `a\\*${redis.runId}`, "COUNT", 100);
-        cursor = next;
-        found.push(...keys);
-      } while (cursor !== "0");
-      expect(found).toEqual([`a*${redis.runId}`]);
-      expect(redis.commands.filter((c) => c.name === "SCAN").length).toBeGreaterThan(0);
-    } finally {
-      await redis.close();
-    }
-  });
+  test("SCAN MATCH honours backslash escapes, on the mock as on a real server", () =>
+    withRedis(async (redis) => {
+      const id = Math.random().toString(36).slice(2);
+      await redis.client.set(`a*${id}`, "1");
+      await redis.client.set(`ab${id}`, "1");
+      expect(await driver.scanAll!(await redis.endpoint(learner), `a\\*${id}`)).toEqual([`a*${id}`]);
+      await redis.client.unlink(`a*${id}`, `ab${id}`);
+    }));
 
-  test("separate test instances have their own run id (and, on the mock, their own data); a second connection shares it", async () => {
+  test("an outage cuts learner connections, not the grader's; they work again afterwards", () =>
+    withRedis(async (redis) => {
+      await redis.client.set("o", "1");
+      const endpoint = await redis.endpoint(learner, { maxRetriesPerRequest: 0 });
+      redis.setOutage(true);
+      expect(await driver.tryGet!(endpoint, "o")).toMatch(/^failed: /);
+      expect(await redis.client.get("o")).toBe("1");
+      redis.setOutage(false);
+      const fresh = await redis.endpoint(learner);
+      expect(await driver.tryGet!(fresh, "o")).toBe("1");
+    }));
+
+  test("separate instances have separate data on the mock", async () => {
+    const saved = process.env.REDIS_URL;
+    delete process.env.REDIS_URL;
     const first = await createTestRedis();
     const second = await createTestRedis();
+    if (saved) process.env.REDIS_URL = saved;
     try {
-      expect(first.runId).not.toBe(second.runId);
-      expect(first.runId).toMatch(/^[a-z0-9]+$/); // safe inside a MATCH pattern
-      await first.client.set(`shared:${first.runId}`, "1");
-      // A real server is one keyspace: there the run id in every key is the isolation.
-      if (first.backend === "ioredis-mock") expect(await second.client.get(`shared:${first.runId}`)).toBeNull();
-      expect(await first.newClient().get(`shared:${first.runId}`)).toBe("1");
+      await first.client.set("shared", "1");
+      expect(await second.client.get("shared")).toBeNull();
     } finally {
       await first.close();
       await second.close();
     }
+  });
+});
+
+describe("the mock agrees with redis-server where the lessons teach", () => {
+  const expected = [[[null, "OK"]], [[null, "OK"]], null, "99", 1, 0, "b", 1, "OK", null, true, 1, 2];
+  test("WATCH/MULTI compare-and-set (twice on one connection), a Lua CAS, EVALSHA and a SET NX PX lease on the mock", () =>
+    withRedis(async (redis) => expect(await driver.casScenarios!(await redis.endpoint(learner), `cas${Math.random().toString(36).slice(2)}`)).toEqual(expected), "mock"));
+  const url = process.env.REDIS_URL;
+  (!url && process.env.CI !== "true" ? test.skip : test)("the same scenario gives the same results on redis-server (needs REDIS_URL; required when CI=true)", () => {
+    if (!url) throw new Error("CI=true but REDIS_URL is unset: start redis-server and set REDIS_URL.");
+    return withRedis(async (redis) => {
+      expect(redis.backend).toBe("redis-server");
+      expect(await driver.casScenarios!(await redis.endpoint(learner), `cas${Math.random().toString(36).slice(2)}`)).toEqual(expected);
+    });
   });
 });

@@ -95,10 +95,14 @@ interface Connection {
   watched: Map<string, string> | undefined;
   /** The grader's own connection: not recorded, not counted. */
   trusted: boolean;
+  /** Until its first other command, a connection's client handshake (CLIENT SETINFO, INFO ready check) is not the learner's. */
+  handshaking: boolean;
   outstanding: number;
 }
 
 let mockDatabaseCounter = 0;
+/** What ioredis sends on its own when it connects. */
+const HANDSHAKE = new Set(["CLIENT", "INFO", "SELECT", "AUTH", "HELLO", "READONLY"]);
 
 export async function createTestRedis(options: TestRedisOptions = {}): Promise<TestRedis> {
   const url = process.env.REDIS_URL;
@@ -261,7 +265,7 @@ export async function createTestRedis(options: TestRedisOptions = {}): Promise<T
     set.add(socket);
     socket.on("close", () => set.delete(socket));
     socket.on("error", () => undefined);
-    const connection: Connection = { id: trusted ? 0 : ++connectionCount, socket, queue: undefined, watched: undefined, outstanding: 0, trusted };
+    const connection: Connection = { id: trusted ? 0 : ++connectionCount, socket, queue: undefined, watched: undefined, outstanding: 0, trusted, handshaking: true };
     let upstream: Socket | undefined;
     if (url) {
       const target = new URL(url);
@@ -288,7 +292,8 @@ export async function createTestRedis(options: TestRedisOptions = {}): Promise<T
       returnReply(request: Buffer[] | Buffer) {
         const argv = Array.isArray(request) ? request : request.toString("utf8").trim().split(/\s+/).map((a) => Buffer.from(a));
         if (argv.length === 0) return;
-        if (!connection.trusted) {
+        if (connection.handshaking && !HANDSHAKE.has(argv[0]!.toString("utf8").toUpperCase())) connection.handshaking = false;
+        if (!connection.trusted && !connection.handshaking) {
           if (!chunkCounted && connection.outstanding === 0) roundTrips++;
           chunkCounted = true;
           record(connection, argv);
