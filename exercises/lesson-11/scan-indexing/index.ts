@@ -12,13 +12,17 @@
  * metadata as plain JSON so it can be filtered. Only commands ioredis-mock 8.13
  * supports: no EVALSHA / SCRIPT LOAD, no SCAN ... TYPE, no RedisJSON/RediSearch.
  *
- * - put(config, checkpoint, metadata): stores the checkpoint; its parent is
- *   config.checkpointId. Returns { threadId, checkpointNs, checkpointId }.
+ * - put(config, checkpoint, metadata, newVersions?): stores the checkpoint; its
+ *   parent is config.checkpointId. Returns { threadId, checkpointNs, checkpointId }.
+ *   (Channels listed in checkpoint.channelVersions may be stored once per version,
+ *   only when named in newVersions: splitChannels/joinChannels in #runtime.)
  * - putWrites(config, writes, taskId): one key per (checkpoint, task, index),
  *   index = writeIndex(channel, position) from #runtime (WRITES_IDX_MAP).
  * - getTuple(config): that checkpoint, or the latest without checkpointId;
- *   pendingWrites ordered by task id, then index.
+ *   pendingWrites ordered by task id, then index; undefined without threadId.
  * - list(config, { before, limit, filter }): newest first, before exclusive.
+ *   As LangGraph's list(): no config.threadId means every thread, and
+ *   config.checkpointNs: null every namespace (absent is still the root "").
  *   Filter keys: stage, userId, source, step (exact match on metadata),
  *   createdAfter (inclusive) / createdBefore (exclusive) on checkpoint.ts
  *   (ISO-8601 or epoch ms). Any other key throws a RedisSaverError naming it.
@@ -32,7 +36,7 @@
  * apart, bodies fetched in batches, TTL on every key and deleteThread in batches.
  */
 import type { Redis } from "ioredis";
-import type { Checkpoint, CheckpointMetadata, CheckpointSaver, CheckpointTuple, ListOptions, RunnableConfig } from "#runtime";
+import type { Checkpoint, CheckpointMetadata, CheckpointSaver, CheckpointTuple, ListConfig, ListOptions, RunnableConfig } from "#runtime";
 
 export class RedisSaverError extends Error {
   override name = "RedisSaverError";
@@ -68,7 +72,7 @@ export class RedisSaver implements CheckpointSaver {
   }
 
   // eslint-disable-next-line require-yield -- the TODO throws before the first tuple
-  async *list(config: RunnableConfig, options?: ListOptions): AsyncGenerator<CheckpointTuple> {
+  async *list(config: ListConfig, options?: ListOptions): AsyncGenerator<CheckpointTuple> {
     // TODO: walk an index newest first (never KEYS), honour before/limit/filter, fetch bodies in batches.
     throw new Error("TODO: RedisSaver.list");
   }

@@ -3,8 +3,10 @@
  *
  * - Reads go through indexes (sorted sets whose members are time-sortable
  *   checkpoint ids), so `list({ limit: 10 })` costs a few round trips however
- *   many keys the server holds.
- * - Bodies are fetched in batches: one pipeline of HGETALL/SMEMBERS, one MGET.
+ *   many keys the server holds. Wider indexes answer list() without a namespace
+ *   (`checkpointNs: null`) or without a thread, as LangGraph's list() does.
+ * - Bodies are fetched in batches: one pipeline of HGETALL/SMEMBERS, one MGET
+ *   of the writes and of the versioned channels' values (stored once per version).
  * - deleteThread walks the keyspace with SCAN MATCH COUNT and UNLINKs each page,
  *   so it also removes keys an index lost track of.
  * - Ids are encoded (keys.ts): `$` and glob characters never reach a key.
@@ -13,20 +15,25 @@ import type { Redis } from "ioredis";
 import { z } from "zod";
 import {
   JsonSerializer,
+  blobRefs,
   isSpecialChannel,
+  joinChannels,
   parseListOptions,
+  splitChannels,
   writeIndex,
+  type ChannelVersions,
   type Checkpoint,
   type CheckpointMetadata,
   type CheckpointSaver,
   type CheckpointTuple,
+  type ListConfig,
   type ListOptions,
   type PendingWrite,
   type RunnableConfig,
   type SerializerProtocol,
 } from "#runtime";
-import { parseCheckpointConfig, parseConfig } from "#runtime/config.ts";
-import { INDEXED_FIELDS, decodeComponent, keys, threadOfKey, type IndexedField } from "./keys.ts";
+import { inListScope, parseCheckpointConfig, parseConfig, parseListConfig, parseLookupConfig, type ResolvedListConfig } from "#runtime/config.ts";
+import { INDEXED_FIELDS, decodeComponent, encodeComponent, keys, members, threadOfKey, type IndexedField } from "./keys.ts";
 
 export class RedisSaverError extends Error {
   override name = "RedisSaverError";
@@ -53,13 +60,29 @@ const SCAN_COUNT = 500;
 /** Ids read from an index per round trip when a filter must be checked on the fetched metadata. */
 const FILTERED_PAGE = 100;
 
-interface StoredWrite {
-  channel: string;
+/** A serialized value as stored in a writes key or a blob key. */
+interface StoredValue {
   type: string;
   value: string; // base64
 }
 
+interface StoredWrite extends StoredValue {
+  channel: string;
+}
+
 export type Scope = { threadId: string; checkpointNs: string };
+/** Where one checkpoint lives. */
+export type CheckpointRef = Scope & { id: string };
+
+/** The index a list() call walks, and how its members name checkpoints. */
+interface IndexWalk {
+  key: string;
+  ref(member: string): CheckpointRef;
+  /** What members sort below when their checkpoint is older than `id`: `(bound` excludes `id` itself. */
+  bound(id: string): string;
+  /** Every member is an answer: no check is left for the fetched tuples, so a page of `limit` ids is enough. */
+  exact: boolean;
+}
 
 export class RedisSaver implements CheckpointSaver {
   protected readonly serde: SerializerProtocol;
@@ -80,25 +103,34 @@ export class RedisSaver implements CheckpointSaver {
     this.ttlSeconds = parsed.data.ttlSeconds;
   }
 
-  async put(config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata): Promise<RunnableConfig> {
+  async put(config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata, newVersions?: ChannelVersions): Promise<RunnableConfig> {
     const { threadId, checkpointNs, checkpointId: parentId } = parseConfig(config, "put()");
     if (typeof checkpoint?.id !== "string" || checkpoint.id === "") {
       throw new RedisSaverError("put() needs a checkpoint with a non-empty string id (a UUIDv7 from newCheckpointId()).");
     }
-    const [type, body] = this.serde.dumpsTyped(checkpoint);
+    // Versioned channels that changed go to blob keys; the rest stays in the body (runtime's splitChannels).
+    const { body, blobs } = splitChannels(checkpoint, newVersions);
+    const [type, bytes] = this.serde.dumpsTyped(body);
     const checkpointKey = keys.checkpoint(threadId, checkpointNs, checkpoint.id);
     const indexKeys = [keys.index(threadId, checkpointNs), ...this.fieldIndexKeys({ threadId, checkpointNs }, metadata)];
     const tx = this.client.multi();
     tx.hset(checkpointKey, {
       type,
-      body: Buffer.from(body).toString("base64"),
+      body: Buffer.from(bytes).toString("base64"),
       metadata: JSON.stringify(metadata), // plain JSON: readable and filterable without the serializer
       parent: parentId ?? "",
       ts: checkpoint.ts,
     });
-    // Score 0 everywhere: members then sort by id, and ids sort by creation time.
+    const blobKeys = blobs.map(({ channel, version, value }) => {
+      const key = keys.blob(threadId, checkpointNs, channel, version);
+      tx.set(key, JSON.stringify(this.storedValue(value)));
+      return key;
+    });
+    // Score 0 everywhere: members then sort by their text, which starts with the time-sortable id.
     for (const indexKey of indexKeys) tx.zadd(indexKey, 0, checkpoint.id);
-    this.expire(tx, [checkpointKey, ...indexKeys]);
+    tx.zadd(keys.threadIndex(threadId), 0, members.ofThread(checkpoint.id, checkpointNs));
+    tx.zadd(keys.allIndex(), 0, members.ofAll(checkpoint.id, threadId, checkpointNs));
+    this.expire(tx, [checkpointKey, ...blobKeys, ...indexKeys, keys.threadIndex(threadId), keys.allIndex()]);
     await tx.exec();
     return { threadId, checkpointNs, checkpointId: checkpoint.id };
   }
@@ -114,8 +146,7 @@ export class RedisSaver implements CheckpointSaver {
     writes.forEach(([channel, value], position) => {
       // The slot is (task, index): a retry lands on the same keys, so it cannot duplicate.
       const key = keys.write(threadId, checkpointNs, checkpointId, taskId, writeIndex(channel, position));
-      const [type, bytes] = this.serde.dumpsTyped(value);
-      const stored: StoredWrite = { channel, type, value: Buffer.from(bytes).toString("base64") };
+      const stored: StoredWrite = { channel, ...this.storedValue(value) };
       // A special channel's fixed slot is replaced; a regular write already saved is kept (NX).
       if (isSpecialChannel(channel)) tx.set(key, JSON.stringify(stored));
       else tx.set(key, JSON.stringify(stored), "NX");
@@ -127,45 +158,56 @@ export class RedisSaver implements CheckpointSaver {
   }
 
   async getTuple(config: RunnableConfig): Promise<CheckpointTuple | undefined> {
-    const { threadId, checkpointNs, checkpointId } = parseConfig(config, "getTuple()");
+    const resolved = parseLookupConfig(config, "getTuple()"); // no threadId: no checkpoint, as in LangGraph
+    if (!resolved) return undefined;
+    const { threadId, checkpointNs, checkpointId } = resolved;
     const id = checkpointId ?? (await this.client.zrevrangebylex(keys.index(threadId, checkpointNs), "+", "-", "LIMIT", 0, 1))[0];
     if (id === undefined) return undefined;
     const [tuple] = await this.loadTuples({ threadId, checkpointNs }, [id]);
     return tuple;
   }
 
-  async *list(config: RunnableConfig, options?: ListOptions): AsyncGenerator<CheckpointTuple> {
-    const { threadId, checkpointNs, checkpointId } = parseConfig(config, "list()");
+  async *list(config: ListConfig, options?: ListOptions): AsyncGenerator<CheckpointTuple> {
+    const scope = parseListConfig(config);
     const { beforeId, limit, filter } = parseListOptions(options);
     const plan = planFilter(filter);
-    const scope = { threadId, checkpointNs };
-    if (checkpointId !== undefined) {
+    const { threadId, checkpointNs, checkpointId } = scope;
+    if (threadId !== undefined && checkpointNs !== undefined && checkpointId !== undefined) {
       if (beforeId !== undefined && checkpointId >= beforeId) return;
-      const [tuple] = await this.loadTuples(scope, [checkpointId]);
+      const [tuple] = await this.loadTuples({ threadId, checkpointNs }, [checkpointId]);
       if (tuple && plan.accepts(tuple)) yield tuple;
       return;
     }
-    // The narrowest index answers; what no index covers is checked on the fetched metadata.
-    const indexKey = plan.indexed ? keys.fieldIndex(threadId, checkpointNs, plan.indexed[0], plan.indexed[1]) : keys.index(threadId, checkpointNs);
-    const everyIdMatches = plan.residual.length === 0;
-    let upper = beforeId === undefined ? "+" : `(${beforeId}`;
+    const walk = this.indexWalk(scope, plan);
+    let upper = beforeId === undefined ? "+" : `(${walk.bound(beforeId)}`;
     let yielded = 0;
     for (;;) {
-      const wanted = limit === undefined ? FILTERED_PAGE : everyIdMatches ? limit - yielded : Math.max(FILTERED_PAGE, limit - yielded);
-      const ids = await this.client.zrevrangebylex(indexKey, upper, "-", "LIMIT", 0, wanted);
-      if (ids.length === 0) return;
-      for (const tuple of await this.loadTuples(scope, ids)) {
+      const wanted = limit === undefined ? FILTERED_PAGE : walk.exact ? limit - yielded : Math.max(FILTERED_PAGE, limit - yielded);
+      const page = await this.client.zrevrangebylex(walk.key, upper, "-", "LIMIT", 0, wanted);
+      if (page.length === 0) return;
+      const refs = page.map(walk.ref).filter((ref) => inListScope(scope, ref.threadId, ref.checkpointNs, ref.id));
+      for (const tuple of await this.loadRefs(refs)) {
         if (!plan.accepts(tuple)) continue;
         yield tuple;
         if (limit !== undefined && ++yielded >= limit) return;
       }
-      if (ids.length < wanted) return;
-      upper = `(${ids[ids.length - 1]!}`;
+      if (page.length < wanted) return;
+      upper = `(${page[page.length - 1]!}`;
     }
   }
 
   async deleteThread(threadId: string): Promise<void> {
     if (typeof threadId !== "string" || threadId === "") throw new RedisSaverError("deleteThread() needs a non-empty thread id.");
+    // The shared index is no key of the thread, so SCAN never finds it: remove the thread's members by name,
+    // first, while the thread's own index still lists them.
+    const own = await this.client.zrange(keys.threadIndex(threadId), 0, -1);
+    for (let start = 0; start < own.length; start += SCAN_COUNT) {
+      const doomed = own.slice(start, start + SCAN_COUNT).map((member) => {
+        const { id, checkpointNs } = members.parse(member, threadId);
+        return members.ofAll(id, threadId, checkpointNs);
+      });
+      await this.client.zrem(keys.allIndex(), ...doomed);
+    }
     let cursor = "0";
     do {
       const [next, page] = await this.client.scan(cursor, "MATCH", keys.threadPattern(threadId), "COUNT", SCAN_COUNT);
@@ -174,6 +216,32 @@ export class RedisSaver implements CheckpointSaver {
       const doomed = [...new Set(page)].filter((key) => threadOfKey(key) === threadId);
       if (doomed.length > 0) await this.client.unlink(...doomed); // UNLINK frees memory off the main thread
     } while (cursor !== "0");
+  }
+
+  /**
+   * One namespace of one thread: its own index (or a field index when a filter names
+   * stage or userId). Wider scopes walk the thread's or the shared index, and every
+   * filter, and the scope itself, is checked on what they return.
+   */
+  protected indexWalk(scope: ResolvedListConfig, plan: FilterPlan): IndexWalk {
+    const { threadId, checkpointNs } = scope;
+    if (threadId !== undefined && checkpointNs !== undefined) {
+      const key = plan.indexed ? keys.fieldIndex(threadId, checkpointNs, plan.indexed[0], plan.indexed[1]) : keys.index(threadId, checkpointNs);
+      return { key, ref: (id) => ({ threadId, checkpointNs, id }), bound: (id) => id, exact: plan.residual.length === 0 };
+    }
+    const narrowed = checkpointNs !== undefined || scope.checkpointId !== undefined || plan.indexed !== undefined || plan.residual.length > 0;
+    const key = threadId !== undefined ? keys.threadIndex(threadId) : keys.allIndex();
+    // A member is `<id>$...`: every member of an older checkpoint sorts below the bare encoded id.
+    return { key, ref: (member) => members.parse(member, threadId), bound: encodeComponent, exact: !narrowed };
+  }
+
+  protected storedValue(value: unknown): StoredValue {
+    const [type, bytes] = this.serde.dumpsTyped(value);
+    return { type, value: Buffer.from(bytes).toString("base64") };
+  }
+
+  protected loadValue(stored: StoredValue): unknown {
+    return this.serde.loadsTyped(stored.type, Buffer.from(stored.value, "base64"));
   }
 
   protected fieldIndexKeys(scope: Scope, metadata: CheckpointMetadata): string[] {
@@ -187,47 +255,61 @@ export class RedisSaver implements CheckpointSaver {
     for (const key of keyList) tx.expire(key, this.ttlSeconds);
   }
 
-  /** Two round trips for any number of checkpoints: a pipeline of HGETALL + SMEMBERS, then one MGET of the writes. */
+  /** The checkpoints `ids` of one namespace (see loadRefs). */
   protected async loadTuples(scope: Scope, ids: string[]): Promise<CheckpointTuple[]> {
-    const { threadId, checkpointNs } = scope;
+    return this.loadRefs(ids.map((id) => ({ ...scope, id })));
+  }
+
+  /**
+   * Two round trips for any number of checkpoints: a pipeline of HGETALL + SMEMBERS,
+   * then one MGET of their writes and of the channel values their bodies refer to.
+   */
+  protected async loadRefs(refs: CheckpointRef[]): Promise<CheckpointTuple[]> {
+    if (refs.length === 0) return [];
     const pipeline = this.client.pipeline();
-    for (const id of ids) {
+    for (const { threadId, checkpointNs, id } of refs) {
       pipeline.hgetall(keys.checkpoint(threadId, checkpointNs, id));
       pipeline.smembers(keys.writeSet(threadId, checkpointNs, id));
     }
     const replies = (await pipeline.exec()) ?? [];
-    const rows = ids.map((id, i) => {
+    const rows = refs.flatMap((ref, i) => {
       const [hashError, hash] = replies[2 * i] ?? [];
       const [setError, writeKeys] = replies[2 * i + 1] ?? [];
-      if (hashError || setError) throw new RedisSaverError(`Reading checkpoint ${id} failed: ${(hashError ?? setError)!.message}`);
-      return { id, hash: hash as Record<string, string>, writeKeys: (writeKeys as string[]).sort() };
-    });
-    const allWriteKeys = rows.flatMap((row) => row.writeKeys);
-    const writeValues = allWriteKeys.length > 0 ? await this.client.mget(...allWriteKeys) : [];
-    const writesByKey = new Map(allWriteKeys.map((key, i) => [key, writeValues[i]] as const));
-
-    const tuples: CheckpointTuple[] = [];
-    for (const { id, hash, writeKeys } of rows) {
+      if (hashError || setError) throw new RedisSaverError(`Reading checkpoint ${ref.id} failed: ${(hashError ?? setError)!.message}`);
+      const fields = hash as Record<string, string>;
       // An index entry whose checkpoint expired or was deleted: skip it rather than fail the listing.
-      if (!hash || hash.body === undefined) continue;
+      if (!fields || fields.body === undefined) return [];
+      const body = this.serde.loadsTyped(fields.type!, Buffer.from(fields.body, "base64")) as Checkpoint;
+      const blobKeys = blobRefs(body).map(([channel, version]) => keys.blob(ref.threadId, ref.checkpointNs, channel, version));
+      return [{ ref, fields, body, blobKeys, writeKeys: (writeKeys as string[]).sort() }];
+    });
+    const wanted = rows.flatMap((row) => [...row.writeKeys, ...row.blobKeys]);
+    const values = wanted.length > 0 ? await this.client.mget(...wanted) : [];
+    const byKey = new Map(wanted.map((key, i) => [key, values[i]] as const));
+
+    return rows.map(({ ref, fields, body, blobKeys, writeKeys }): CheckpointTuple => {
+      const { threadId, checkpointNs, id } = ref;
       const pendingWrites = writeKeys
         .flatMap((key) => {
-          const raw = writesByKey.get(key);
+          const raw = byKey.get(key);
           if (raw == null) return [];
           const [, , , , taskPart, idxPart] = key.split("$");
           return [{ taskId: decodeComponent(taskPart!), idx: Number(idxPart), stored: JSON.parse(raw) as StoredWrite }];
         })
         .sort((a, b) => (a.taskId < b.taskId ? -1 : a.taskId > b.taskId ? 1 : a.idx - b.idx))
-        .map(({ taskId, stored }): PendingWrite => [taskId, stored.channel, this.serde.loadsTyped(stored.type, Buffer.from(stored.value, "base64"))]);
-      tuples.push({
-        config: { threadId, checkpointNs, checkpointId: id },
-        checkpoint: this.serde.loadsTyped(hash.type!, Buffer.from(hash.body, "base64")) as Checkpoint,
-        metadata: JSON.parse(hash.metadata!) as CheckpointMetadata,
-        ...(hash.parent ? { parentConfig: { threadId, checkpointNs, checkpointId: hash.parent } } : {}),
-        pendingWrites,
+        .map(({ taskId, stored }): PendingWrite => [taskId, stored.channel, this.loadValue(stored)]);
+      const found = blobKeys.map((key) => {
+        const raw = byKey.get(key);
+        return raw == null ? undefined : { value: this.loadValue(JSON.parse(raw) as StoredValue) };
       });
-    }
-    return tuples;
+      return {
+        config: { threadId, checkpointNs, checkpointId: id },
+        checkpoint: joinChannels(body, found),
+        metadata: JSON.parse(fields.metadata!) as CheckpointMetadata,
+        ...(fields.parent ? { parentConfig: { threadId, checkpointNs, checkpointId: fields.parent } } : {}),
+        pendingWrites,
+      };
+    });
   }
 }
 

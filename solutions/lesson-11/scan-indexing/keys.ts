@@ -8,6 +8,12 @@
  *   writeset$<thread>$<ns>$<checkpoint_id>                set: the writes keys of that checkpoint
  *   cpindex$<thread>$<ns>                                 zset, all scores 0: checkpoint ids in lex = creation order
  *   cpindex$<thread>$<ns>$<field>$<json value>            zset, same shape: ids whose metadata[field] is that value
+ *   threadindex$<thread>$                                 zset: <id>$<ns> for every namespace of the thread (list without a namespace)
+ *   allindex                                              zset: <id>$<thread>$<ns> for every thread (list without a thread)
+ *   blob$<thread>$<ns>$<channel>$<version>                string: a versioned channel's value, once per version (JSON, like a write)
+ *
+ * `allindex` has no `$`, so no thread's MATCH pattern reaches it: deleteThread
+ * removes that thread's members from it by name instead.
  */
 
 /** The metadata fields with an index of their own (the seed's practical question: stage and user). */
@@ -33,6 +39,10 @@ export const keys = {
   index: (threadId: string, ns: string) => `cpindex$${scope(threadId, ns)}`,
   fieldIndex: (threadId: string, ns: string, field: IndexedField, value: unknown) =>
     `cpindex$${scope(threadId, ns)}$${field}$${encodeComponent(JSON.stringify(value))}`,
+  threadIndex: (threadId: string) => `threadindex$${encodeComponent(threadId)}$`,
+  allIndex: () => "allindex",
+  blob: (threadId: string, ns: string, channel: string, version: string | number) =>
+    `blob$${scope(threadId, ns)}$${encodeComponent(channel)}$${encodeComponent(String(version))}`,
   /** Every key of a thread, whatever its kind or namespace; safe because the thread id is encoded. */
   threadPattern: (threadId: string) => `*$${encodeComponent(threadId)}$*`,
 };
@@ -42,3 +52,14 @@ export function threadOfKey(key: string): string | undefined {
   const parts = key.split("$");
   return parts.length >= 3 ? decodeComponent(parts[1]!) : undefined;
 }
+
+/** A checkpoint as a member of the wider indexes: its id first, so members sort by id as in the per-namespace index. */
+export const members = {
+  ofThread: (id: string, ns: string) => `${encodeComponent(id)}$${encodeComponent(ns)}`,
+  ofAll: (id: string, threadId: string, ns: string) => `${encodeComponent(id)}$${encodeComponent(threadId)}$${encodeComponent(ns)}`,
+  /** The checkpoint a member of either wider index names; `threadId` fills in what a thread index member leaves out. */
+  parse(member: string, threadId?: string): { threadId: string; checkpointNs: string; id: string } {
+    const parts = member.split("$").map(decodeComponent);
+    return parts.length === 2 ? { id: parts[0]!, threadId: threadId!, checkpointNs: parts[1]! } : { id: parts[0]!, threadId: parts[1]!, checkpointNs: parts[2]! };
+  },
+};
