@@ -16,12 +16,14 @@ import { KIT_ROOT } from "../../graders/harness/implementation.ts";
 import { detectSandbox, type SandboxMode } from "../sandbox/learner.ts";
 import { loadManifest, findLesson, findUnit, unitPaths, type Manifest } from "../manifest.ts";
 import { typecheckUnits } from "./typecheck.ts";
+import { worthALook } from "./worth-a-look.ts";
 import { verifyLine, type RawCheck, type UnitMessage } from "./channel.ts";
 import {
   capTier,
   lessonTier,
   unitTier,
   weightedScore,
+  scoreWithinTier,
   type CheckResult,
   type LessonReport,
   type UnitResult,
@@ -338,13 +340,13 @@ export async function gradeUnit(options: GradeUnitOptions): Promise<UnitResult> 
     const kept = outcome.done
       ? tests
       : outcome.started.map((title, index) => notRunCheck(title, index, options, title === outcome.started.at(-1) ? problem! : "Its result was lost: grading stopped at a later check."));
-    return { ...base, ...typeErrors, status: "error", message: problem, tier: "needs-improvement", score: weightedScore(kept), tests: kept };
+    return { ...base, ...typeErrors, status: "error", message: problem, tier: "needs-improvement", score: weightedScore(kept, "needs-improvement"), tests: kept };
   }
   // Code that passes its checks but does not type-check is capped at adequate (README, "Type errors").
   const tier = options.typeErrors ? capTier(unitTier(tests, true), "adequate") : unitTier(tests, true);
   const status = tests.every((t) => t.status === "pass") && !options.typeErrors ? "pass" : "fail";
   const message = options.typeErrors ? { message: `Your code does not type-check:\n${options.typeErrors}` } : {};
-  return { ...base, ...typeErrors, ...message, status, tier, score: weightedScore(tests), tests };
+  return { ...base, ...typeErrors, ...message, status, tier, score: weightedScore(tests, tier), tests };
 }
 
 export interface GradeLessonOptions {
@@ -389,6 +391,10 @@ export async function gradeLesson(options: GradeLessonOptions): Promise<LessonRe
           sandbox: options.sandbox,
           typeErrors: typeErrors.get(unit.id),
         });
+        if (options.target.kind === "submission") {
+          const findings = worthALook(options.implementationDir(unit.id), join("exercises", lesson.id, unit.id));
+          if (findings.length > 0) result.worth_a_look = findings;
+        }
         options.onUnitDone?.(result);
         return result;
       }),
@@ -402,7 +408,7 @@ export async function gradeLesson(options: GradeLessonOptions): Promise<LessonRe
     status,
     lesson: lesson.id,
     tier: lessonTier(results),
-    score: Math.round(results.reduce((s, u) => s + u.score, 0) / Math.max(1, results.length)),
+    score: scoreWithinTier(results.reduce((s, u) => s + u.score, 0) / Math.max(1, results.length), lessonTier(results)),
     tests,
     units: results,
     target: options.target,

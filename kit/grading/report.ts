@@ -43,6 +43,8 @@ export const UnitResultSchema = z.strictObject({
   message: z.string().optional(),
   /** Compiler errors, "file:line:col - error TSxxxx: text"; they cap the unit at adequate. */
   type_errors: z.array(z.string()).optional(),
+  /** For the interviewer: constructs in the submission a reviewer would read twice. Information, not a verdict. */
+  worth_a_look: z.array(z.strictObject({ file: z.string(), line: z.number().int().positive(), what: z.string(), text: z.string() })).optional(),
   tier: TierSchema,
   score: z.number().int().min(0).max(100),
   tests: z.array(CheckResultSchema),
@@ -85,12 +87,44 @@ export function capTier(tier: UnitTier, cap: UnitTier): UnitTier {
   return tierRank(tier) > tierRank(cap) ? cap : tier;
 }
 
-/** Passing weight over total weight, 0-100. */
-export function weightedScore(tests: readonly CheckResult[]): number {
-  const total = tests.reduce((sum, t) => sum + t.weight, 0);
-  if (total === 0) return 0;
-  const passing = tests.reduce((sum, t) => sum + (t.status === "pass" ? t.weight : 0), 0);
-  return Math.round((100 * passing) / total);
+/** The share of a tier's check weight that passes (1 when the unit has no check of that tier). */
+function passingShare(tests: readonly CheckResult[], tier: CheckResult["tier"]): number {
+  const of = tests.filter((t) => t.tier === tier);
+  const total = of.reduce((sum, t) => sum + t.weight, 0);
+  if (total === 0) return 1;
+  return of.reduce((sum, t) => sum + (t.status === "pass" ? t.weight : 0), 0) / total;
+}
+
+const BAND: Record<UnitTier, [number, number]> = { "needs-improvement": [0, 49], adequate: [50, 99], excellent: [100, 100] };
+
+/**
+ * A 0-100 score that agrees with the tier, so that no weighting can rank a unit
+ * that fails a core check above one that passes them all: needs improvement
+ * scores 0-49 (the share of core weight that passes), adequate 50-99 (50 plus
+ * the share of excellence weight that passes), excellent 100. `tier`, when the
+ * unit's tier was lowered for another reason (a load error, type errors), keeps
+ * the score inside that tier's band.
+ */
+export function weightedScore(tests: readonly CheckResult[], tier?: UnitTier): number {
+  if (tests.length === 0) return 0;
+  const core = passingShare(tests, "core");
+  const excellence = passingShare(tests, "excellence");
+  const score = core < 1 ? Math.floor(49 * core) : excellence < 1 ? 50 + Math.floor(49 * excellence) : 100;
+  if (!tier) return score;
+  const [low, high] = BAND[tier];
+  return Math.min(high, Math.max(low, score));
+}
+
+/** Keeps a score (e.g. a lesson's mean) inside the band of the tier it is shown beside. */
+export function scoreWithinTier(score: number, tier: UnitTier): number {
+  const [low, high] = BAND[tier];
+  return Math.min(high, Math.max(low, Math.round(score)));
+}
+
+/** "core 6/7 · excellence 9/9": the checks passed of each tier, beside the score. */
+export function checkCounts(tests: readonly CheckResult[]): string {
+  const count = (tier: CheckResult["tier"]) => `${tests.filter((t) => t.tier === tier && t.status === "pass").length}/${tests.filter((t) => t.tier === tier).length}`;
+  return `core ${count("core")} · excellence ${count("excellence")}`;
 }
 
 /** A lesson is only as good as its weakest unit. */
