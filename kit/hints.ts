@@ -1,7 +1,7 @@
 /**
  * Hints, one more at a time (Rustlings-style). A unit's hints are its public
  * checks' hints in rubric order, each with the lesson section to read. How many
- * a learner has seen is remembered in .kit-state/hints.json (git-ignored).
+ * a learner has seen is remembered in .checkpoint-kit/hints.json (git-ignored).
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
@@ -11,7 +11,7 @@ import { collectChecks } from "./grading/collect.ts";
 import { unitPaths } from "./manifest.ts";
 
 /** Where hint progress is kept; CHECKPOINT_KIT_STATE_DIR moves it (the kit's own tests use a temp folder). */
-const STATE_DIR = process.env.CHECKPOINT_KIT_STATE_DIR ?? join(KIT_ROOT, ".kit-state");
+const STATE_DIR = process.env.CHECKPOINT_KIT_STATE_DIR ?? join(KIT_ROOT, ".checkpoint-kit");
 const STATE_FILE = join(STATE_DIR, "hints.json");
 const StateSchema = z.record(z.string(), z.number().int().nonnegative());
 

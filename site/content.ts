@@ -7,6 +7,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { globSync } from "tinyglobby";
+import ts from "typescript";
 import { unitPaths, type Lesson, type Unit } from "../kit/manifest.ts";
 
 export class SiteContentError extends Error {
@@ -57,13 +58,20 @@ export function extractContract(source: string, path: string): string {
   return lines.join("\n");
 }
 
+/** Whether a block is TypeScript the compiler parses, rather than prose laid out like code. */
+export function isTypeScript(code: string): boolean {
+  const { diagnostics = [] } = ts.transpileModule(code, { reportDiagnostics: true, compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext } });
+  return diagnostics.length === 0;
+}
+
 const INDENTED = /^ {2,}\S/;
 const LIST_ITEM = /^\s*(?:[-*+]|\d+[.)])\s/;
 
 /**
  * A contract as markdown. Doc comments show examples as indented lines after a
  * blank line (the JSDoc habit), which markdown would run into a paragraph; such
- * blocks become fenced code, shell commands as bash and the rest as TypeScript.
+ * blocks become fenced code: shell commands as bash, TypeScript as ts, and
+ * anything else (signature tables, byte layouts, HTTP routes) as plain text.
  */
 export function contractMarkdown(contract: string): string {
   const lines = contract.split("\n");
@@ -78,7 +86,7 @@ export function contractMarkdown(contract: string): string {
     while (i < lines.length && (INDENTED.test(lines[i]!) || (lines[i]!.trim() === "" && INDENTED.test(lines[i + 1] ?? "")))) block.push(lines[i++]!);
     const indent = Math.min(...block.filter((line) => line.trim()).map((line) => /^ */.exec(line)![0].length));
     const code = block.map((line) => line.slice(indent));
-    const lang = /^(?:\$ |npm |npx |curl |node )/.test(code[0]!) ? "bash" : "ts";
+    const lang = /^(?:\$ |npm |npx |curl |node )/.test(code[0]!) ? "bash" : isTypeScript(code.join("\n")) ? "ts" : "text";
     out.push("```" + lang, ...code, "```");
   }
   return out.join("\n");

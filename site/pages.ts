@@ -76,6 +76,13 @@ function pager(layout: Layout): string {
   return `<nav class="pager" aria-label="Previous and next page">${side(layout.previous, "prev", "Previous")}${side(layout.next, "next", "Next")}</nav>`;
 }
 
+export const SITE_NAME = "checkpoint-kit";
+
+/** "Page · checkpoint-kit", or the site's name alone on the page that bears it. */
+export function pageTitle(title: string): string {
+  return title === SITE_NAME ? SITE_NAME : `${title} · ${SITE_NAME}`;
+}
+
 export function renderLayout(layout: Layout): string {
   const asset = (name: string) => hrefBetween(layout.page.path, `assets/${name}`);
   const editionLabel =
@@ -88,7 +95,7 @@ export function renderLayout(layout: Layout): string {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeHtml(layout.page.title)} · checkpoint-kit</title>
+<title>${escapeHtml(pageTitle(layout.page.title))}</title>
 <meta name="description" content="${escapeHtml(layout.description)}">
 <link rel="icon" href="${asset("favicon.svg")}" type="image/svg+xml">
 <link rel="stylesheet" href="${asset("style.css")}">

@@ -1,9 +1,11 @@
 /**
- * --submissions DIR: grades every submission in DIR (folders and .tgz bundles)
- * with bounded concurrency. One broken submission never stops the batch.
- * Writes one JSON report per candidate plus summary.csv and summary.json.
+ * --submissions DIR: grades every submission in DIR (folders, .tgz and .zip
+ * bundles) with bounded concurrency. One broken submission never stops the
+ * batch. Writes one JSON report per candidate plus summary.csv and
+ * summary.json, into DIR/grading-report/ unless told otherwise; that folder
+ * (and any earlier one) is never taken for a candidate.
  */
-import { mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { basename, join, resolve } from "node:path";
 import pLimit from "p-limit";
@@ -12,8 +14,9 @@ import { findLesson, loadManifest } from "../manifest.ts";
 import { gradeLesson, newSeed } from "../grading/engine.ts";
 import { TIER_LABEL, TierSchema } from "../grading/report.ts";
 import { submissionTarget } from "../grading/targets.ts";
+import { finishReport } from "../report/finish.ts";
 import { EXIT_BELOW_MIN_TIER, EXIT_OK, meetsMinTier } from "./grade.ts";
-import type { GradeOptions } from "./options.ts";
+import { UsageError, type GradeOptions } from "./options.ts";
 
 export const BatchRowSchema = z.strictObject({
   candidate: z.string(),
@@ -26,8 +29,16 @@ export const BatchRowSchema = z.strictObject({
 export const BatchSummarySchema = z.strictObject({ lesson: z.string(), seed: z.number(), rows: z.array(BatchRowSchema) });
 export type BatchRow = z.infer<typeof BatchRowSchema>;
 
-const isSubmission = (path: string) => statSync(path).isDirectory() || /\.(tgz|tar\.gz)$/.test(path);
-const candidateName = (file: string) => basename(file).replace(/\.(tgz|tar\.gz)$/, "");
+const BUNDLE = /\.(tgz|tar\.gz|zip)$/i;
+const DEFAULT_OUT = "grading-report";
+
+/** A folder, or a bundle file; never a folder of this command's own output (it holds summary.json). */
+function isSubmission(path: string): boolean {
+  const stat = statSync(path);
+  if (!stat.isDirectory()) return BUNDLE.test(path);
+  return basename(path) !== DEFAULT_OUT && !existsSync(join(path, "summary.json")) && !basename(path).startsWith(".");
+}
+const candidateName = (file: string) => basename(file).replace(BUNDLE, "");
 
 function csvField(value: string | number | undefined): string {
   const text = value === undefined ? "" : String(value);
@@ -54,13 +65,18 @@ export async function gradeBatch(options: GradeOptions): Promise<number> {
   const dir = resolve(options.submissions!);
   const lesson = findLesson(loadManifest(), options.lesson);
   const unitIds = options.units.length > 0 ? options.units : lesson.units.map((u) => u.id);
-  const outDir = resolve(options.out ?? join(dir, "grading-report"));
-  mkdirSync(outDir, { recursive: true });
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`--submissions takes a folder of submissions; ${dir} is not a folder.`);
+  const outDir = resolve(options.out ?? join(dir, DEFAULT_OUT));
   const entries = readdirSync(dir)
     .map((name) => join(dir, name))
     .filter((p) => p !== outDir && isSubmission(p))
     .sort();
-  if (entries.length === 0) throw new Error(`No submissions (folders or .tgz bundles) in ${dir}.`);
+  if (entries.length === 0) {
+    throw new UsageError(
+      `No submissions in ${dir}: put each candidate's returned folder, .tgz or .zip bundle in it (e.g. ${join(dir, "alice.tgz")}), then run this again.`,
+    );
+  }
+  mkdirSync(outDir, { recursive: true });
   const seed = options.seed ?? newSeed();
   const limit = pLimit(options.concurrency ?? availableParallelism());
   let allMeet = true;
@@ -72,7 +88,7 @@ export async function gradeBatch(options: GradeOptions): Promise<number> {
         try {
           const target = await submissionTarget(entry);
           try {
-            const report = await gradeLesson({
+            const report = finishReport(await gradeLesson({
               lesson: lesson.id,
               units: unitIds,
               implementationDir: (u) => target.implementationDir(lesson.id, u),
@@ -82,7 +98,7 @@ export async function gradeBatch(options: GradeOptions): Promise<number> {
               concurrency: 1,
               sandbox: true,
               limits: options.timeLimit ? { unitMs: options.timeLimit * 1000 } : undefined,
-            });
+            }), { lesson: lesson.id, seed, targetArgs: ["--submission", entry] });
             writeFileSync(join(outDir, `${candidate}.json`), `${JSON.stringify(report, null, 2)}\n`);
             allMeet &&= meetsMinTier(report, options);
             process.stderr.write(`graded ${candidate}: ${TIER_LABEL[report.tier]}\n`);

@@ -2,11 +2,18 @@
 import { parseArgs } from "node:util";
 import { findLesson, findUnit, loadManifest, UnknownTargetError } from "../manifest.ts";
 import { formatHint, revealNext, unitHints } from "../hints.ts";
+import { forgottenSeparator, HelpRequested, swallowedOptions, UsageError } from "./options.ts";
 
 const USAGE = "Usage: npm run hint <lesson> <unit> [-- --all]\n  e.g. npm run hint lesson-11 serde";
 
 async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { all: { type: "boolean", default: false } } });
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: { all: { type: "boolean", default: false }, help: { type: "boolean", short: "h", default: false } },
+  });
+  if (values.help) throw new HelpRequested(USAGE);
+  const swallowed = swallowedOptions(["all"]);
+  if (swallowed.length) throw forgottenSeparator(swallowed, positionals);
   const [lessonId, unitId] = positionals;
   if (!lessonId || !unitId) throw new UnknownTargetError(USAGE);
   const lesson = findLesson(loadManifest(), lessonId);
@@ -24,6 +31,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`${error instanceof UnknownTargetError ? error.message : (error as Error).stack}\n`);
+  if (error instanceof HelpRequested) {
+    process.stdout.write(`${error.message}\n`);
+    process.exit(0);
+  }
+  const expected = error instanceof UnknownTargetError || error instanceof UsageError;
+  process.stderr.write(`${expected ? (error as Error).message : (error as Error).stack}\n`);
   process.exit(2);
 });

@@ -99,7 +99,7 @@ export function candidatePackage(lesson: Lesson): KitPackageJson & Record<string
   const scripts = {
     grade: "tsx kit/cli/grade.ts",
     hint: "tsx kit/cli/hint.ts",
-    list: `tsx kit/cli/grade.ts ${lesson.id} --list`,
+    list: "tsx kit/cli/list.ts",
     reset: "tsx kit/cli/reset.ts",
     submit: "tsx kit/cli/submit.ts",
     typecheck: "tsc --noEmit -p tsconfig.candidate.json",
@@ -176,7 +176,7 @@ export async function packLesson(lessonId: string, outFile?: string): Promise<Pa
     write(BUNDLE_MARKER, `${JSON.stringify({ kind: "candidate", lesson: lesson.id, kit_version: pkg.version }, null, 2)}\n`);
     write("tsconfig.candidate.json", CANDIDATE_TSCONFIG);
     write("README.md", candidateReadme(lesson));
-    write(".gitignore", "node_modules/\n.grading/\n.kit-state/\n.checkpoint-kit/\n");
+    write(".gitignore", "node_modules/\n.grading/\n.checkpoint-kit/\n");
     const file = resolve(outFile ?? join(KIT_ROOT, "dist", `${folder}-candidate.tgz`));
     mkdirSync(dirname(file), { recursive: true });
     await tar.c({ gzip: true, file, cwd: stage, portable: true }, [folder]);

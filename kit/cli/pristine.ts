@@ -13,9 +13,6 @@ export class PristineError extends Error {
   override name = "PristineError";
 }
 
-/** In a candidate bundle, the starters as packed. */
-export const BUNDLED_STARTERS = join(KIT_ROOT, "kit", "starters");
-
 function git(args: string[], root: string): Buffer {
   return execFileSync("git", args, { cwd: root, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 64 * 2 ** 20 });
 }
@@ -41,13 +38,14 @@ function listFiles(dir: string): string[] {
  * exercises/lesson-11/serde), as path relative to `dir` -> contents.
  */
 export function pristineFiles(dir: string, root = KIT_ROOT): Map<string, Buffer> {
+  // A bundle's packed starters win: a candidate may well commit their own work to git.
+  const bundled = join(root, "kit", "starters", relative("exercises", dir));
+  if (dir.startsWith("exercises/") && existsSync(bundled)) {
+    return new Map(listFiles(bundled).map((file) => [file, readFileSync(join(bundled, file))]));
+  }
   if (isGitCheckout(root)) {
     const listed = git(["ls-tree", "-r", "-z", "--name-only", "HEAD", "--", dir], root).toString().split("\0").filter(Boolean);
     return new Map(listed.map((path) => [relative(dir, path), git(["show", `HEAD:${path}`], root)]));
-  }
-  const bundled = join(BUNDLED_STARTERS, relative("exercises", dir));
-  if (dir.startsWith("exercises/") && existsSync(bundled)) {
-    return new Map(listFiles(bundled).map((file) => [file, readFileSync(join(bundled, file))]));
   }
   throw new PristineError(`Cannot find the pristine copy of ${dir}: this folder is neither a git checkout of the kit nor a candidate bundle.`);
 }

@@ -1,6 +1,6 @@
 /**
  * What is graded: the learner's exercises/, the reference, or a returned
- * submission (a folder or a bundle file). A submission contributes only its
+ * submission (a folder, or a .tgz or .zip bundle file). A submission contributes only its
  * exercise sources: they are copied into a private staging folder inside the
  * kit, so the kit's own graders, engine, configs and dependencies are used and
  * anything else the submission ships (edited graders, package.json, vitest
@@ -12,6 +12,7 @@ import { basename, join, resolve } from "node:path";
 import * as tar from "tar";
 import { KIT_ROOT } from "../../graders/harness/implementation.ts";
 import { unitPaths } from "../manifest.ts";
+import { extractZip, ZipError } from "../pack/zip.ts";
 import type { LessonReport } from "./report.ts";
 
 export interface GradingTarget {
@@ -54,7 +55,7 @@ function findSubmissionRoot(dir: string): string {
   for (const child of children) {
     if (existsSync(join(dir, child, "exercises"))) return join(dir, child);
   }
-  throw new SubmissionError(`${dir} has no exercises/ folder: point --submission at the returned kit folder or its .tgz bundle.`);
+  throw new SubmissionError(`${dir} has no exercises/ folder: point --submission at the returned kit folder or its .tgz or .zip bundle.`);
 }
 
 export async function submissionTarget(path: string): Promise<GradingTarget> {
@@ -72,8 +73,16 @@ export async function submissionTarget(path: string): Promise<GradingTarget> {
       unpacked = mkdtempSync(join(tmpdir(), "ck-bundle-"));
       await tar.x({ file: absolute, cwd: unpacked, strict: true, filter: (p) => !p.split("/").includes("node_modules") });
       root = findSubmissionRoot(unpacked);
+    } else if (/\.zip$/i.test(absolute)) {
+      unpacked = mkdtempSync(join(tmpdir(), "ck-bundle-"));
+      try {
+        extractZip(absolute, unpacked);
+      } catch (error) {
+        throw error instanceof ZipError ? new SubmissionError(error.message) : error;
+      }
+      root = findSubmissionRoot(unpacked);
     } else {
-      throw new SubmissionError(`${path} is neither a folder nor a .tgz bundle.`);
+      throw new SubmissionError(`${path} is neither a folder nor a .tgz or .zip bundle.`);
     }
     // Copy only exercise sources; nothing else from the submission is used.
     cpSync(join(root, "exercises"), join(staging, "exercises"), {

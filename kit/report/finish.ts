@@ -132,8 +132,15 @@ export function unitNumber(unit: Pick<UnitResult, "lesson" | "unit">): number {
   }
 }
 
+/** How to replay what a report graded, from the report alone. */
+export function replayOf(report: Pick<LessonReport, "lesson" | "seed" | "target" | "hidden_checks">): Replay {
+  const { kind, path } = report.target;
+  const targetArgs = kind === "solutions" ? ["--solutions"] : kind === "submission" ? ["--submission", path] : report.hidden_checks ? ["--hidden"] : [];
+  return { lesson: report.lesson, seed: report.seed, targetArgs };
+}
+
 /** Applies the rules above to a whole report; idempotent. */
-export function finishReport(report: LessonReport, replay?: Replay): LessonReport {
+export function finishReport(report: LessonReport, replay: Replay = replayOf(report)): LessonReport {
   const units = report.units.map((unit) => finishUnit(unit, unitNumber(unit), replay));
   const tests = units.flatMap((u) => u.tests.map((t) => ({ ...t, name: `${u.unit} › ${t.name}` })));
   const errored = units.filter((u) => u.status === "error");
