@@ -58,7 +58,30 @@ async function optionalFigures(file: string, exportName: string): Promise<Figure
   return module[exportName]!();
 }
 
+/** `--load N [--rounds R] [--lesson L]`: reference gradings under load instead of the figures. */
+async function loadMode(args: string[]): Promise<boolean> {
+  const at = args.indexOf("--load");
+  if (at < 0) return false;
+  const value = (flag: string, fallback: number) => {
+    const i = args.indexOf(flag);
+    const n = i < 0 ? fallback : Number(args[i + 1]);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} takes a whole number of 1 or more.`);
+    return n;
+  };
+  const concurrent = value("--load", 3);
+  const rounds = value("--rounds", 1);
+  const lesson = args.includes("--lesson") ? args[args.indexOf("--lesson") + 1]! : "lesson-11";
+  const { runLoad } = await import("./load.ts");
+  process.stdout.write(`${lesson} references, ${concurrent} gradings at once, ${rounds} round(s)\n`);
+  const outcome = await runLoad({ lesson, concurrent, rounds, log: (line) => process.stdout.write(`${line}\n`) });
+  for (const miss of outcome.misses) process.stdout.write(`  ✗ ${miss}\n`);
+  const ok = outcome.excellent === outcome.units;
+  process.stdout.write(`units excellent under load: ${outcome.excellent}/${outcome.units}   (goal: all)   ${ok ? "✓ pass" : "✗ fail"}\n`);
+  return true;
+}
+
 async function main(): Promise<void> {
+  if (await loadMode(process.argv.slice(2))) return;
   const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
   const sections: Array<[string, () => Promise<Figure[]> | Figure[]]> = [
     [`grading (median of ${rounds})`, () => gradingFigures(rounds)],
