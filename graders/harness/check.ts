@@ -14,9 +14,9 @@
  * `check.spawn()` starts a further learner process (a second instance, a crash
  * victim, a fresh reader); every process a check starts dies when the check ends.
  */
-import { mkdtempSync } from "node:fs";
+import { chmodSync, mkdtempSync, statSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, test } from "vitest";
 import { compileLearner, CompileError, type Build } from "../../kit/sandbox/compile.ts";
 import { detectSandbox, LearnerProcess, pathInLearner, type SandboxMode } from "../../kit/sandbox/learner.ts";
@@ -184,6 +184,9 @@ export function defineGrader<Api>(options: GraderOptions): Grader<Api> {
       }
       const sandbox = sandboxMode();
       const scratch = mkdtempSync(join(tmpdir(), "data-"));
+      // Under bwrap the learner runs as nobody: it must be able to pass through the (private, 0700) temp folder the engine gives each unit.
+      const parent = dirname(scratch);
+      if (sandbox === "bwrap" && (statSync(parent).mode & 0o001) === 0) chmodSync(parent, statSync(parent).mode | 0o111);
       // Calibrate: how long one learner process takes to start here and now.
       const started = performance.now();
       const probe = await LearnerProcess.start({ build, scratch, sandbox, memoryMb: 64 });

@@ -10,9 +10,10 @@ export function show(value: unknown): string {
   return inspect(value, { depth: 4, breakLength: Infinity, maxArrayLength: 8, maxStringLength: 60 });
 }
 
-export function thrown(action: () => unknown): unknown {
+/** The error a call into the learner's code threw (or rejected with), or undefined when it returned. */
+export async function thrown(action: () => unknown): Promise<unknown> {
   try {
-    action();
+    await action();
   } catch (error) {
     return error;
   }

@@ -4,10 +4,40 @@
  * and BigInt throws a TypeError.
  */
 import { crc32 } from "node:zlib";
-import { SerdeError } from "../../../../../solutions/lesson-11/serde/index.ts";
 
-// The error type and the metadata path are the reference's: the planted mistake is in the body encoding only.
-export { SerdeError, dumpsMetadata, loadsMetadata } from "../../../../../solutions/lesson-11/serde/index.ts";
+// The error type and the metadata path are right: the planted mistake is in the body encoding only.
+export class SerdeError extends Error {
+  override name = "SerdeError";
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function dumpsMetadata(metadata: Record<string, unknown>): string {
+  const json = (value: unknown): boolean =>
+    value === null ||
+    typeof value === "string" ||
+    typeof value === "boolean" ||
+    (typeof value === "number" && Number.isFinite(value)) ||
+    (Array.isArray(value) && value.every(json)) ||
+    (typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype && Object.values(value as object).every(json));
+  if (metadata === null || typeof metadata !== "object" || Array.isArray(metadata) || !json(metadata)) throw new SerdeError("UNSUPPORTED_VALUE", "Metadata must be a plain JSON object.");
+  return JSON.stringify(metadata);
+}
+
+export function loadsMetadata(text: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new SerdeError("MALFORMED", "Metadata is not JSON.");
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new SerdeError("MALFORMED", "Metadata must be a JSON object.");
+  return parsed as Record<string, unknown>;
+}
 
 export const CURRENT_VERSION = 2;
 

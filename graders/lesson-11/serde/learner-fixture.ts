@@ -1,0 +1,150 @@
+/**
+ * Learner-side fixture of the serde grader: trusted code that must run inside the learner
+ * process, next to the code under test.
+ *
+ * - Money is the registered custom type; instances made here cross to the grader as handles
+ *   and arrive back in the learner's code as real Money instances.
+ * - Unregistered is a class nobody registered.
+ * - installBait() puts getters on globalThis for class names a payload may name; any read of
+ *   them (a lookup, not only `new`) is counted. This evidence has to live in the learner
+ *   process: that is where a pickle-style decoder would look the name up.
+ * - Values nested deeper than the channel between the processes can carry (its encoder
+ *   recurses) are built, dumped and measured here.
+ */
+
+export class Money {
+  constructor(
+    readonly cents: bigint,
+    readonly currency: string,
+  ) {}
+  format(): string {
+    return `${this.currency} ${this.cents}`;
+  }
+}
+
+export const moneyType = {
+  name: "money",
+  class: Money,
+  encode: (m: Money) => ({ cents: m.cents, currency: m.currency }),
+  decode: (d: { cents: bigint; currency: string }) => new Money(d.cents, d.currency),
+};
+
+export function money(cents: bigint, currency: string): Money {
+  return new Money(cents, currency);
+}
+
+export class Unregistered {
+  x = 1;
+}
+
+export function unregistered(): Unregistered {
+  return new Unregistered();
+}
+
+/** A Map subclass, a Date subclass and a Uint8Array subclass (Buffer): each would load as its base class. */
+export class TaggedMap<K, V> extends Map<K, V> {
+  label = "tagged";
+}
+export class Deadline extends Date {}
+
+export function builtinSubclasses(): Array<{ what: string; value: unknown }> {
+  return [
+    { what: "a Buffer (a Uint8Array subclass)", value: { bytes: Buffer.from([1, 2, 3]) } },
+    { what: "an instance of class TaggedMap extends Map", value: { scores: new TaggedMap([[1, 2]]) } },
+    { what: "an instance of class Deadline extends Date", value: { due: new Deadline(0) } },
+  ];
+}
+
+const evidence = { lookups: 0, constructed: 0, calls: 0, names: [] as string[] };
+
+/** Names a payload may use for a class; each becomes a counted getter on globalThis. */
+export const BAIT = ["Dangerous", "Dangerou5"] as const;
+
+export function installBait(): void {
+  class Dangerous {
+    constructor() {
+      evidence.constructed++;
+    }
+    static fromJSON(): Dangerous {
+      evidence.calls++;
+      return new Dangerous();
+    }
+    static from(): Dangerous {
+      evidence.calls++;
+      return new Dangerous();
+    }
+    static parse(): Dangerous {
+      evidence.calls++;
+      return new Dangerous();
+    }
+  }
+  for (const name of BAIT) {
+    Object.defineProperty(globalThis, name, {
+      configurable: true,
+      enumerable: false,
+      get() {
+        evidence.lookups++;
+        evidence.names.push(name);
+        return Dangerous;
+      },
+    });
+  }
+}
+
+export function baitReport(): { lookups: number; constructed: number; calls: number; names: string[] } {
+  return { ...evidence, names: [...evidence.names] };
+}
+
+export function removeBait(): void {
+  for (const name of BAIT) delete (globalThis as Record<string, unknown>)[name];
+  evidence.lookups = 0;
+  evidence.constructed = 0;
+  evidence.calls = 0;
+  evidence.names = [];
+}
+
+/** Depth of a chain of single-element arrays, counted without recursion. */
+function arrayChainDepth(value: unknown): number {
+  let depth = 0;
+  for (let node = value; Array.isArray(node); node = node[0]) depth++;
+  return depth;
+}
+
+type Dumps = (value: unknown) => [string, Uint8Array] | Promise<[string, Uint8Array]>;
+type Loads = (typed: readonly [string, Uint8Array]) => unknown;
+
+/** A value nested `levels` deep alternating Map, array and object (crosses the channel fine at a few hundred levels). */
+export function mixedNesting(levels: number): unknown {
+  let value: unknown = "leaf";
+  for (let i = 0; i < levels; i++) value = i % 3 === 0 ? new Map([[i, value]]) : i % 3 === 1 ? [value] : { next: value };
+  return value;
+}
+
+/**
+ * Dumps an array chain `levels` deep with the learner's dumpsTyped and loads it back. Returns
+ * the depth that came back, or the error thrown (which crosses to the grader as itself).
+ */
+export async function roundTripArrayChain(dumps: Dumps, loads: Loads, levels: number): Promise<{ depth?: number; error?: unknown; stage?: string }> {
+  let deep: unknown = 0;
+  for (let i = 0; i < levels; i++) deep = [deep];
+  let typed: [string, Uint8Array];
+  try {
+    typed = await dumps(deep);
+  } catch (error) {
+    return { error, stage: "dump" };
+  }
+  try {
+    return { depth: arrayChainDepth(await loads(typed)) };
+  } catch (error) {
+    return { error, stage: "load" };
+  }
+}
+
+/** Loads stored bytes and reports the depth of the array chain they decode to (too deep to cross back), or the error. */
+export async function loadArrayChain(loads: Loads, typed: [string, Uint8Array]): Promise<{ depth?: number; error?: unknown }> {
+  try {
+    return { depth: arrayChainDepth(await loads(typed)) };
+  } catch (error) {
+    return { error };
+  }
+}
