@@ -1,6 +1,10 @@
 import { SerializationError } from "./errors.ts";
 import type { SerializerProtocol } from "./types.ts";
 
+// Made once: building a TextEncoder/TextDecoder costs more than coding a small value with it.
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
 /**
  * The default serializer: UTF-8 JSON under the tag "json". It loses what JSON
  * cannot say (a Date comes back as a string, a Map as {}); the serde unit
@@ -19,7 +23,7 @@ export class JsonSerializer implements SerializerProtocol {
     if (text === undefined) {
       throw new SerializationError(`A ${typeof value} cannot be stored as JSON; keep state to plain JSON data.`);
     }
-    return ["json", new TextEncoder().encode(text)];
+    return ["json", encoder.encode(text)];
   }
 
   loadsTyped(type: string, bytes: Uint8Array): unknown {
@@ -28,7 +32,7 @@ export class JsonSerializer implements SerializerProtocol {
       throw new SerializationError(`JsonSerializer cannot read values tagged "${type}"; use the serializer that wrote them.`);
     }
     try {
-      return JSON.parse(new TextDecoder().decode(bytes));
+      return JSON.parse(decoder.decode(bytes));
     } catch (error) {
       throw new SerializationError(`Stored value tagged "json" is not valid JSON: ${(error as Error).message}`);
     }

@@ -63,6 +63,9 @@ interface CheckpointRow {
 }
 
 interface WriteRow {
+  thread_id: string;
+  checkpoint_ns: string;
+  checkpoint_id: string;
   task_id: string;
   channel: string;
   type: string;
@@ -70,6 +73,10 @@ interface WriteRow {
 }
 
 interface BlobRow {
+  thread_id: string;
+  checkpoint_ns: string;
+  channel: string;
+  version: string;
   type: string;
   value: Buffer;
 }
@@ -107,7 +114,7 @@ export class SqliteSaver implements CheckpointSaver {
     const row = (
       checkpointId === undefined ? this.sql.latest.get(threadId, checkpointNs) : this.sql.byId.get(threadId, checkpointNs, checkpointId)
     ) as CheckpointRow | undefined;
-    return row && this.toTuple(row);
+    return row && this.toTuples([row])[0];
   }
 
   async *list(config: ListConfig, options?: ListOptions): AsyncGenerator<CheckpointTuple> {
@@ -116,7 +123,7 @@ export class SqliteSaver implements CheckpointSaver {
     const { sql, params } = listQuery(scope, parsed);
     // all(), not iterate(): better-sqlite3 refuses other statements (the writes, the blobs) while an iterator is open.
     const rows = this.listStatement(sql).all(...params) as CheckpointRow[];
-    for (const row of rows) yield this.toTuple(row);
+    yield* this.toTuples(rows);
   }
 
   async put(config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata, newVersions?: ChannelVersions): Promise<RunnableConfig> {
@@ -169,22 +176,55 @@ export class SqliteSaver implements CheckpointSaver {
     return statement;
   }
 
-  private toTuple(row: CheckpointRow): CheckpointTuple {
-    const { thread_id: threadId, checkpoint_ns: checkpointNs, checkpoint_id: checkpointId } = row;
-    const writes = this.sql.writesOf.all(threadId, checkpointNs, checkpointId) as WriteRow[];
-    const body = this.serde.loadsTyped(row.type, row.checkpoint) as Checkpoint;
-    const found = blobRefs(body).map(([channel, version]) => {
-      const blob = this.sql.blob.get(threadId, checkpointNs, channel, String(version)) as BlobRow | undefined;
-      return blob && { value: this.serde.loadsTyped(blob.type, blob.value) };
+  /**
+   * Rows to tuples with two more statements however many rows there are: one for
+   * all their writes, one for all the channel values their bodies refer to. For
+   * several rows the keys travel as one JSON array (SQLite's json_each turns it
+   * back into rows); for one row, plain lookups are cheaper than parsing that array.
+   */
+  private toTuples(rows: CheckpointRow[]): CheckpointTuple[] {
+    if (rows.length === 0) return [];
+    const bodies = rows.map((row) => this.serde.loadsTyped(row.type, row.checkpoint) as Checkpoint);
+    const single = rows.length === 1 ? rows[0]! : undefined;
+    const writeRows = (
+      single
+        ? this.sql.writesOfOne.all(single.thread_id, single.checkpoint_ns, single.checkpoint_id)
+        : this.sql.writesOf.all(JSON.stringify(rows.map((row) => [row.thread_id, row.checkpoint_ns, row.checkpoint_id])))
+    ) as WriteRow[];
+    // Grouped by hand: Map.groupBy needs Node 21, and the kit runs on Node 20.
+    const writes = new Map<string, WriteRow[]>();
+    for (const w of writeRows) {
+      const k = key(w.thread_id, w.checkpoint_ns, w.checkpoint_id);
+      const group = writes.get(k);
+      if (group) group.push(w);
+      else writes.set(k, [w]);
+    }
+    const refs = rows.flatMap((row, i) => blobRefs(bodies[i]!).map(([channel, version]) => [row.thread_id, row.checkpoint_ns, channel, String(version)]));
+    const blobRows = (
+      refs.length === 0 ? [] : single ? refs.map((ref) => this.sql.blobOne.get(...ref)).filter((b) => b !== undefined) : this.sql.blobsOf.all(JSON.stringify(refs))
+    ) as BlobRow[];
+    const blobs = new Map(blobRows.map((b) => [key(b.thread_id, b.checkpoint_ns, b.channel, b.version), b] as const));
+    return rows.map((row, i): CheckpointTuple => {
+      const { thread_id: threadId, checkpoint_ns: checkpointNs, checkpoint_id: checkpointId } = row;
+      const body = bodies[i]!;
+      const found = blobRefs(body).map(([channel, version]) => {
+        const blob = blobs.get(key(threadId, checkpointNs, channel, String(version)));
+        return blob && { value: this.serde.loadsTyped(blob.type, blob.value) };
+      });
+      return {
+        config: { threadId, checkpointNs, checkpointId },
+        checkpoint: joinChannels(body, found),
+        metadata: JSON.parse(row.metadata) as CheckpointMetadata,
+        ...(row.parent_checkpoint_id !== null && { parentConfig: { threadId, checkpointNs, checkpointId: row.parent_checkpoint_id } }),
+        pendingWrites: (writes.get(key(threadId, checkpointNs, checkpointId)) ?? []).map((w): PendingWrite => [w.task_id, w.channel, this.serde.loadsTyped(w.type, w.value)]),
+      };
     });
-    return {
-      config: { threadId, checkpointNs, checkpointId },
-      checkpoint: joinChannels(body, found),
-      metadata: JSON.parse(row.metadata) as CheckpointMetadata,
-      ...(row.parent_checkpoint_id !== null && { parentConfig: { threadId, checkpointNs, checkpointId: row.parent_checkpoint_id } }),
-      pendingWrites: writes.map((w): PendingWrite => [w.task_id, w.channel, this.serde.loadsTyped(w.type, w.value)]),
-    };
   }
+}
+
+/** A Map key for a few ids (none of which holds a \0). */
+function key(...parts: string[]): string {
+  return parts.join("\u0000");
 }
 
 function prepareStatements(db: Database.Database) {
@@ -192,8 +232,16 @@ function prepareStatements(db: Database.Database) {
   return {
     latest: db.prepare("SELECT * FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ? ORDER BY checkpoint_id DESC LIMIT 1"),
     byId: db.prepare("SELECT * FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?"),
-    writesOf: db.prepare("SELECT task_id, channel, type, value FROM writes WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ? ORDER BY task_id, idx"),
-    blob: db.prepare("SELECT type, value FROM blobs WHERE thread_id = ? AND checkpoint_ns = ? AND channel = ? AND version = ?"),
+    // The parameter is a JSON array of keys: [[thread, ns, checkpoint id], ...] and [[thread, ns, channel, version], ...].
+    writesOf: db.prepare(
+      `SELECT * FROM writes WHERE (thread_id, checkpoint_ns, checkpoint_id) IN (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?))
+       ORDER BY task_id, idx`,
+    ),
+    writesOfOne: db.prepare("SELECT * FROM writes WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ? ORDER BY task_id, idx"),
+    blobOne: db.prepare("SELECT * FROM blobs WHERE thread_id = ? AND checkpoint_ns = ? AND channel = ? AND version = ?"),
+    blobsOf: db.prepare(
+      "SELECT * FROM blobs WHERE (thread_id, checkpoint_ns, channel, version) IN (SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?))",
+    ),
     putCheckpoint: db.prepare(
       `INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata)
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
