@@ -98,6 +98,8 @@ interface Connection {
   /** Until its first other command, a connection's client handshake (CLIENT SETINFO, INFO ready check) is not the learner's. */
   handshaking: boolean;
   outstanding: number;
+  /** Replies delayed by jitter still leave in the order their commands came (RESP has no reply ids). */
+  replies: Promise<void>;
 }
 
 let mockDatabaseCounter = 0;
@@ -196,6 +198,8 @@ export async function createTestRedis(options: TestRedisOptions = {}): Promise<T
         if (typeof method !== "function" || !isRedisCommand(name)) throw new ReplyError(`ERR unknown command '${name}'`);
         const result = await method.apply(m, args);
         if (name === "eval" && args[0] !== undefined) scripts.set(createHash("sha1").update(args[0]).digest("hex"), args[0]);
+        // Redis converts a script's Lua false to a nil reply (true to 1); the mock hands back a JS boolean.
+        if (name === "eval") return luaFalseToNil(result);
         return result;
       }
     }
@@ -265,7 +269,15 @@ export async function createTestRedis(options: TestRedisOptions = {}): Promise<T
     set.add(socket);
     socket.on("close", () => set.delete(socket));
     socket.on("error", () => undefined);
-    const connection: Connection = { id: trusted ? 0 : ++connectionCount, socket, queue: undefined, watched: undefined, outstanding: 0, trusted, handshaking: true };
+    const connection: Connection = { id: trusted ? 0 : ++connectionCount, socket, queue: undefined, watched: undefined, outstanding: 0, trusted, handshaking: true, replies: Promise.resolve() };
+    const inOrder = (deliver: () => void) => {
+      if (!jitter) {
+        connection.replies = connection.replies.then(deliver);
+        return;
+      }
+      const due = Date.now() + Math.floor(jitter.random() * jitter.maxMs);
+      connection.replies = connection.replies.then(() => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, due - Date.now())))).then(deliver);
+    };
     let upstream: Socket | undefined;
     if (url) {
       const target = new URL(url);
@@ -276,9 +288,7 @@ export async function createTestRedis(options: TestRedisOptions = {}): Promise<T
       const replies = new RedisParser({ returnReply: () => void (connection.outstanding = Math.max(0, connection.outstanding - 1)), returnError: () => void (connection.outstanding = Math.max(0, connection.outstanding - 1)), returnBuffers: true });
       upstream.on("data", (chunk: Buffer) => {
         replies.execute(chunk);
-        const deliver = () => socket.write(chunk);
-        if (jitter) setTimeout(deliver, Math.floor(jitter.random() * jitter.maxMs));
-        else deliver();
+        inOrder(() => void socket.write(chunk));
       });
       if (target.password || target.username) {
         const auth = target.username ? ["AUTH", target.username, target.password] : ["AUTH", target.password];
@@ -307,8 +317,7 @@ export async function createTestRedis(options: TestRedisOptions = {}): Promise<T
             connection.outstanding--;
             if (!socket.destroyed) socket.write(encodeReply(reply));
           };
-          if (jitter) setTimeout(write, Math.floor(jitter.random() * jitter.maxMs));
-          else write();
+          inOrder(write);
         });
       },
       returnError() {
@@ -379,6 +388,8 @@ export async function createTestRedis(options: TestRedisOptions = {}): Promise<T
     },
   };
 }
+
+const luaFalseToNil = (reply: Reply): Reply => (reply === false ? null : Array.isArray(reply) ? reply.map(luaFalseToNil) : reply);
 
 const WALK_SPAN = 10_000_000;
 let nextWalk = 1;

@@ -1,24 +1,32 @@
 /**
  * Grader of lesson-11 / locking: cross-instance consistency. Core checks: compare-and-set on
- * SQLite and Redis, no lost update under 20 concurrent writers, bounded retry with backoff and
- * jitter, clear errors for bad input. Excellence: leases with fencing tokens, owner-only release,
- * degradation to memory with reconciliation, and several OS processes on one SQLite file.
+ * SQLite and Redis, no lost update when 20 writers in 4 OS processes increment one thread,
+ * bounded retry with backoff and jitter, clear errors for bad input. Excellence: leases with
+ * fencing tokens, owner-only release, degradation to memory with reconciliation.
+ *
+ * Learner code runs in learner processes: stores are built there (`await new api.Store(...)`),
+ * on a SQLite file in the scratch folder or on a Redis endpoint of the trusted backend, which
+ * also supplies the jitter, the outages and the pauses between two commands.
  */
-import { defineGrader, hiddenChecksEnabled } from "#harness/check.ts";
+import { defineGrader, hiddenChecksEnabled, type CheckContext } from "#harness/check.ts";
+import { createTestRedis, type TestRedis } from "#harness/redis.ts";
+import { inProcesses } from "#harness/processes.ts";
 import { seededRandom, withSeed } from "#harness/seed.ts";
 import {
+  assertNoLostUpdate,
+  clientFor,
+  databaseFile,
   describe,
-  openRedis,
-  runIncrementers,
-  runWriterProcesses,
+  FIXTURES,
+  holdNextReply,
+  incrementAcrossProcesses,
+  interleave,
+  keysTouched,
+  opaqueId,
   sleep,
-  tempDatabase,
   thrownBy,
-  threadIdFor,
-  withinTime,
-  withJitter,
-  withOutage,
   type Counter,
+  type Fixture,
   type LockingApi,
   type Store,
 } from "./locking/fixtures.ts";
@@ -27,214 +35,189 @@ const grader = defineGrader<LockingApi>({
   lesson: "lesson-11",
   unit: "locking",
   exports: ["VersionConflictError", "StaleFencingTokenError", "LockingInputError", "SqliteVersionedStore", "RedisVersionedStore", "updateWithRetry", "acquireLease", "ResilientStore"],
+  fixtures: FIXTURES,
 });
 
-/** Checks one compare-and-set story on two instances of a backend (two connections or clients). */
-async function checkCompareAndSet(api: LockingApi, backend: string, open: () => Promise<{ first: Store; second: Store; threadId: () => string; close(): Promise<void> }>): Promise<void> {
-  const stores = await open();
+async function withRedis<T>(body: (redis: TestRedis) => Promise<T>): Promise<T> {
+  const redis = await createTestRedis();
   try {
-    const random = seededRandom();
-    for (let run = 0; run < 8; run++) {
-      const writes = 1 + Math.floor(random() * 4);
-      const staleGuess = Math.floor(random() * 8);
-      const threadId = stores.threadId();
-      const stale = staleGuess === writes ? writes + 1 : staleGuess; // any version but the stored one
-      for (let version = 0; version < writes; version++) {
-        const returned = await stores.first.put(threadId, { count: version + 1, writer: "first" }, version);
-        if (returned !== version + 1) throw new Error(withSeed(`${backend}: put with expectedVersion ${version} returned ${String(returned)}; it must return the new version, ${version + 1}.`));
-      }
-      const seen = await stores.second.get(threadId);
-      if (seen?.version !== writes || seen.state.count !== writes) {
-        throw new Error(withSeed(`${backend}: after ${writes} writes through one instance, get() on another returned ${JSON.stringify(seen)}; expected version ${writes} with count ${writes}.`));
-      }
-      const error = await thrownBy(
-        () => stores.second.put(threadId, { count: -1, writer: "stale" }, stale),
-        withSeed(`${backend}: put with expectedVersion ${stale} succeeded although the stored version is ${writes}; a compare-and-set must refuse it.`),
-      );
-      if (!(error instanceof api.VersionConflictError)) {
-        throw new Error(withSeed(`${backend}: a put with a stale expectedVersion must throw your VersionConflictError; it threw ${describe(error)}.`));
-      }
-      if (error.expectedVersion !== stale || error.actualVersion !== writes) {
-        throw new Error(withSeed(`${backend}: the VersionConflictError carried expectedVersion ${String(error.expectedVersion)} and actualVersion ${String(error.actualVersion)}; expected ${stale} and ${writes}.`));
-      }
-      const after = await stores.first.get(threadId);
-      if (after?.version !== writes || after.state.writer !== "first") {
-        throw new Error(withSeed(`${backend}: the refused write changed the thread (now ${JSON.stringify(after)}); a conflicting put must leave it untouched.`));
-      }
-    }
+    return await body(redis);
   } finally {
-    await stores.close();
+    await redis.close();
+  }
+}
+
+const sqliteStore = (file: string) => async (api: LockingApi) => (await new api.SqliteVersionedStore<Counter>(file)) as unknown as Store;
+const redisStore = (redis: TestRedis, options?: Record<string, unknown>) => async (api: LockingApi, learner: CheckContext<LockingApi>["learner"]) =>
+  (await new api.RedisVersionedStore<Counter>(await clientFor(redis, learner), options)) as unknown as Store;
+
+/** Checks one compare-and-set story on two instances of a backend, in two processes. */
+async function checkCompareAndSet(api: LockingApi, check: CheckContext<LockingApi>, backend: string, make: (api: LockingApi, learner: CheckContext<LockingApi>["learner"]) => Promise<Store>): Promise<void> {
+  const other = await check.spawn();
+  const first = await make(api, check.learner);
+  const second = await make(other.api, other.learner);
+  const random = seededRandom();
+  for (let run = 0; run < 8; run++) {
+    const writes = 1 + Math.floor(random() * 4);
+    const staleGuess = Math.floor(random() * 8);
+    const threadId = opaqueId();
+    const stale = staleGuess === writes ? writes + 1 : staleGuess; // any version but the stored one
+    for (let version = 0; version < writes; version++) {
+      const returned = await first.put(threadId, { count: version + 1, writer: "first" }, version);
+      if (returned !== version + 1) throw new Error(withSeed(`${backend}: put with expectedVersion ${version} returned ${String(returned)}; it must return the new version, ${version + 1}.`));
+    }
+    const seen = await second.get(threadId);
+    if (seen?.version !== writes || seen.state.count !== writes) {
+      throw new Error(withSeed(`${backend}: after ${writes} writes through one instance, get() on another (in another process) returned ${JSON.stringify(seen)}; expected version ${writes} with count ${writes}.`));
+    }
+    const error = await thrownBy(
+      () => second.put(threadId, { count: -1, writer: "stale" }, stale),
+      `${backend}: put with expectedVersion ${stale} succeeded although the stored version is ${writes}; a compare-and-set must refuse it.`,
+    );
+    if (!(error instanceof other.api.VersionConflictError)) {
+      throw new Error(withSeed(`${backend}: a put with a stale expectedVersion must throw your VersionConflictError; it threw ${describe(error)}.`));
+    }
+    const conflict = error as InstanceType<LockingApi["VersionConflictError"]>;
+    if (conflict.expectedVersion !== stale || conflict.actualVersion !== writes) {
+      throw new Error(withSeed(`${backend}: the VersionConflictError carried expectedVersion ${String(conflict.expectedVersion)} and actualVersion ${String(conflict.actualVersion)}; expected ${stale} and ${writes}.`));
+    }
+    const after = await first.get(threadId);
+    if (after?.version !== writes || after.state.writer !== "first") {
+      throw new Error(withSeed(`${backend}: the refused write changed the thread (now ${JSON.stringify(after)}); a conflicting put must leave it untouched.`));
+    }
   }
 }
 
 grader.core(
   "SQLite: put is a compare-and-set; a stale expectedVersion throws VersionConflictError with both versions",
-  { hint: "Make put one conditional write inside a transaction (UPDATE ... WHERE version = expected; INSERT for version 0) and throw VersionConflictError(threadId, expected, actual) when no row changed.", section: "compare-and-set-on-sqlite", weight: 2 },
-  async (api) => {
-    await checkCompareAndSet(api, "SQLite", async () => {
-      const db = tempDatabase();
-      const first = new api.SqliteVersionedStore<Counter>(db.file);
-      const second = new api.SqliteVersionedStore<Counter>(db.file);
-      return { first, second, threadId: () => threadIdFor(undefined, "cas"), close: async () => (first.close(), second.close(), db.remove()) };
-    });
+  { hint: "Make put one conditional write inside a transaction (UPDATE ... WHERE version = expected; INSERT for version 0) and throw VersionConflictError(threadId, expected, actual) when no row changed.", section: "compare-and-set-on-sqlite", weight: 3 },
+  async (api, check) => {
+    await checkCompareAndSet(api, check, "SQLite", sqliteStore(databaseFile(check)));
   },
 );
 
 grader.core(
   "Redis: put is a compare-and-set; a stale expectedVersion throws VersionConflictError with both versions",
-  { hint: "Check the version and write the state in one Lua script (EVAL) or under WATCH/MULTI/EXEC, and throw VersionConflictError(threadId, expected, actual) when the check fails.", section: "compare-and-set-on-redis", weight: 2 },
-  async (api) => {
-    await checkCompareAndSet(api, "Redis", async () => {
-      const redis = await openRedis();
-      return {
-        first: new api.RedisVersionedStore<Counter>(redis.client),
-        second: new api.RedisVersionedStore<Counter>(redis.newClient()),
-        threadId: () => threadIdFor(redis, "cas"),
-        close: () => redis.close(),
-      };
+  { hint: "Check the version and write the state in one atomic step: a Lua script (EVAL), or WATCH + MULTI/EXEC on a connection of its own; throw VersionConflictError(threadId, expected, actual) when the check fails.", section: "compare-and-set-on-redis", weight: 3 },
+  async (api, check) => {
+    await withRedis((redis) => checkCompareAndSet(api, check, "Redis", redisStore(redis)));
+  },
+);
+
+grader.core(
+  "SQLite: 20 writers in 4 OS processes x 10 increments, each on its own connection to one file, end at exactly 200",
+  {
+    hint: "The version check must be part of the write itself (a conditional UPDATE in a transaction, BEGIN IMMEDIATE), never a SELECT followed by an unconditional write: in another process nothing stops a writer between the two. Use WAL and a busy timeout so writers queue.",
+    section: "compare-and-set-on-sqlite",
+    weight: 6,
+    timeout: 30_000,
+  },
+  async (_api, check) => {
+    const file = databaseFile(check);
+    const threadId = opaqueId();
+    const outcome = await incrementAcrossProcesses(check, { processes: 4, writers: 20, increments: 10, threadId, makeStore: sqliteStore(file) });
+    assertNoLostUpdate("SQLite", outcome, "20 writers in 4 processes x 10 read-modify-write increments", 200);
+  },
+);
+
+grader.core(
+  "Redis: 20 writers on 20 connections in 4 OS processes x 10 increments end at exactly 200",
+  {
+    hint: "Check the version and write state and version together in one atomic step (a Lua script, or WATCH + MULTI/EXEC on a connection of its own); a GET then SET loses updates, and a lock inside one process does not stop the other processes.",
+    section: "compare-and-set-on-redis",
+    weight: 6,
+    timeout: 30_000,
+  },
+  async (_api, check) => {
+    await withRedis(async (redis) => {
+      interleave(redis);
+      const threadId = opaqueId();
+      const outcome = await incrementAcrossProcesses(check, { processes: 4, writers: 20, increments: 10, threadId, makeStore: redisStore(redis) });
+      redis.setJitter(0);
+      assertNoLostUpdate("Redis", outcome, "20 writers in 4 processes x 10 read-modify-write increments", 200);
     });
-  },
-);
-
-function assertNoLostUpdate(backend: string, outcome: Awaited<ReturnType<typeof runIncrementers>>, expected: number): void {
-  if (outcome.unexpected.length > 0) {
-    throw new Error(withSeed(`${backend}: a writer's put failed with something other than VersionConflictError: ${outcome.unexpected[0]}`));
-  }
-  if (outcome.final !== expected) {
-    throw new Error(
-      withSeed(
-        `${backend}: 20 writers x 10 read-modify-write increments ended at ${String(outcome.final)}, not ${expected}, with ${outcome.conflicts} conflicts reported: ` +
-          `${expected - (outcome.final ?? 0)} updates were lost. A write based on a stale read must be refused, not applied.`,
-      ),
-    );
-  }
-}
-
-grader.core(
-  "SQLite: 20 concurrent writers x 10 increments over several connections to one file end at exactly 200",
-  { hint: "Do not read the version and then write unconditionally: the version check must be part of the write itself (a conditional UPDATE in a transaction).", section: "compare-and-set-on-sqlite", weight: 3, timeout: 15_000 },
-  async (api) => {
-    const db = tempDatabase();
-    const connections = Array.from({ length: 5 }, () => new api.SqliteVersionedStore<Counter>(db.file));
-    try {
-      const threadId = threadIdFor(undefined, "increments");
-      const outcome = await withinTime(runIncrementers(api, (writer) => connections[writer % connections.length]!, connections[0]!, threadId, 20, 10), 12_000, "SQLite: 200 increments");
-      assertNoLostUpdate("SQLite", outcome, 200);
-    } finally {
-      connections.forEach((store) => store.close());
-      db.remove();
-    }
-  },
-);
-
-grader.core(
-  "Redis: 20 concurrent writers on 20 clients x 10 increments end at exactly 200",
-  { hint: "Check the version and write state and version together in one atomic step (a Lua script, or WATCH + MULTI/EXEC on the writer's own connection); a separate GET then SET loses updates.", section: "compare-and-set-on-redis", weight: 3, timeout: 20_000 },
-  async (api) => {
-    const redis = await openRedis();
-    try {
-      const random = seededRandom();
-      const stores = Array.from({ length: 20 }, () => new api.RedisVersionedStore<Counter>(withJitter(redis.newClient(), random)));
-      const threadId = threadIdFor(redis, "increments");
-      const outcome = await withinTime(runIncrementers(api, (writer) => stores[writer]!, new api.RedisVersionedStore<Counter>(redis.client), threadId, 20, 10), 18_000, "Redis: 200 increments");
-      assertNoLostUpdate("Redis", outcome, 200);
-    } finally {
-      await redis.close();
-    }
   },
 );
 
 grader.core(
   "updateWithRetry: concurrent callers all land, each change applied to freshly read state",
-  { hint: "On VersionConflictError, re-read the thread and call the update function again with the fresh state before the next put.", section: "bounded-retry-with-backoff-and-jitter", weight: 2 },
-  async (api) => {
-    const db = tempDatabase();
-    const stores = Array.from({ length: 4 }, () => new api.SqliteVersionedStore<Counter>(db.file));
-    try {
-      const threadId = threadIdFor(undefined, "retry");
-      const callers = 8;
-      const increments = 5;
-      let calls = 0;
-      const results = await withinTime(
-        Promise.all(
-          Array.from({ length: callers }, async (_, caller) => {
-            const runs = [];
-            for (let i = 0; i < increments; i++) {
-              runs.push(
-                await api.updateWithRetry(stores[caller % stores.length]!, threadId, (current) => (calls++, { count: (current?.count ?? 0) + 1, writer: `c${caller}` }), { maxAttempts: 60, baseDelayMs: 1, maxDelayMs: 8 }),
-              );
-            }
-            return runs;
-          }),
-        ),
-        8_000,
-        "updateWithRetry with 8 callers",
-      );
-      const final = await stores[0]!.get(threadId);
-      if (final?.state.count !== callers * increments) {
-        throw new Error(withSeed(`${callers} callers x ${increments} updateWithRetry increments ended at ${String(final?.state.count)}, not ${callers * increments}.`));
-      }
-      const versions = results.flat().map((result) => result.version);
-      if (new Set(versions).size !== versions.length || Math.max(...versions) !== final.version) {
-        throw new Error(`updateWithRetry returned versions ${JSON.stringify(versions.slice(0, 12))}...; each successful call must return the distinct version its put created.`);
-      }
-      if (calls <= callers * increments && results.flat().some((result) => result.attempts > 1)) {
-        throw new Error("updateWithRetry retried without calling the update function again: a retry must re-apply the change to the fresh state.");
-      }
-    } finally {
-      stores.forEach((store) => store.close());
-      db.remove();
+  { hint: "On VersionConflictError, re-read the thread and call the update function again with the fresh state before the next put.", section: "bounded-retry-with-backoff-and-jitter", weight: 2, timeout: 20_000 },
+  async (api, check) => {
+    const file = databaseFile(check);
+    const stores = await Promise.all(Array.from({ length: 4 }, () => sqliteStore(file)(api)));
+    const threadId = opaqueId();
+    const callers = 8;
+    const increments = 5;
+    let calls = 0;
+    const results = await Promise.all(
+      Array.from({ length: callers }, async (_, caller) => {
+        const runs: Array<{ version: number; attempts: number }> = [];
+        for (let i = 0; i < increments; i++) {
+          runs.push(
+            await api.updateWithRetry(stores[caller % stores.length]! as never, threadId, (current: Counter | undefined) => (calls++, { count: (current?.count ?? 0) + 1, writer: `c${caller}` }), {
+              maxAttempts: 60,
+              baseDelayMs: 1,
+              maxDelayMs: 8,
+            }),
+          );
+        }
+        return runs;
+      }),
+    );
+    const final = await stores[0]!.get(threadId);
+    if (final?.state.count !== callers * increments) {
+      throw new Error(withSeed(`${callers} callers x ${increments} updateWithRetry increments ended at ${String(final?.state.count)}, not ${callers * increments}.`));
+    }
+    const versions = results.flat().map((result) => result.version);
+    if (new Set(versions).size !== versions.length || Math.max(...versions) !== final.version) {
+      throw new Error(`updateWithRetry returned versions ${JSON.stringify(versions.slice(0, 12))}...; each successful call must return the distinct version its put created.`);
+    }
+    if (calls <= callers * increments && results.flat().some((result) => result.attempts > 1)) {
+      throw new Error("updateWithRetry retried without calling the update function again: a retry must re-apply the change to the fresh state.");
     }
   },
 );
 
-/**
- * Runs updateWithRetry against a store on which every put loses the race. After 50 puts the
- * store stops answering (get() never settles), which parks an unbounded retry loop instead of
- * letting it spin for ever, and the run reports "unbounded".
- */
-async function retryAgainstConflicts(api: LockingApi, options: { maxAttempts: number; baseDelayMs: number; maxDelayMs?: number }) {
-  const cap = 50;
-  let puts = 0;
-  const delays: number[] = [];
-  let tripped!: () => void;
-  const watchdog = new Promise<"unbounded">((resolve) => (tripped = () => resolve("unbounded")));
-  const store: Store = {
-    get: async () => (puts >= cap ? new Promise<never>(() => {}) : { state: { count: puts, writer: "other" }, version: 10 + puts }),
-    put: async (threadId, _state, expectedVersion) => {
-      if (++puts >= cap) tripped();
-      throw new api.VersionConflictError(threadId, expectedVersion, expectedVersion + 1);
-    },
-  };
+/** Runs updateWithRetry against a store (in the learner process) on which every put loses the race. */
+async function retryAgainstConflicts(api: LockingApi, check: CheckContext<LockingApi>, options: { maxAttempts: number; baseDelayMs: number; maxDelayMs?: number; injectSleep: boolean; fencingToken?: number }) {
+  const fixture = await check.fixture<Fixture>("writers");
+  const store = await fixture.conflictingStore(api.VersionConflictError as never, 50);
+  const { injectSleep, ...retry } = options;
   const run = api
-    .updateWithRetry(store, "always-conflicting", (current) => ({ count: (current?.count ?? 0) + 1, writer: "me" }), { ...options, sleep: async (ms: number) => void delays.push(ms) })
-    .then(() => "resolved" as const, (error: unknown) => ({ error }));
-  const outcome = await withinTime(Promise.race([run, watchdog]), 5_000, "updateWithRetry against an always-conflicting store");
-  return { outcome, puts, delays };
+    .updateWithRetry(store as never, opaqueId(), (current: Counter | undefined) => ({ count: (current?.count ?? 0) + 1, writer: "me" }), { ...retry, ...(injectSleep ? { sleep: store.sleep } : {}) })
+    .then(
+      () => "resolved" as const,
+      (error: unknown) => ({ error }),
+    );
+  const outcome = await Promise.race([run, store.tripped().then(() => "unbounded" as const)]);
+  return { outcome, ...(await store.stats()) };
 }
 
 grader.core(
-  "retries are bounded: an always-conflicting store gets exactly maxAttempts puts, then VersionConflictError surfaces",
-  { hint: "Count attempts and stop at maxAttempts, rethrowing the last VersionConflictError; never loop until success.", section: "bounded-retry-with-backoff-and-jitter", weight: 2 },
-  async (api) => {
+  "retries are bounded: an always-conflicting store gets exactly maxAttempts puts, then VersionConflictError surfaces (with an injected sleep and with real short sleeps)",
+  { hint: "Count attempts and stop at maxAttempts, rethrowing the last VersionConflictError, whichever sleep is used; never loop until success.", section: "bounded-retry-with-backoff-and-jitter", weight: 2 },
+  async (api, check) => {
     const maxAttempts = 2 + Math.floor(seededRandom()() * 5);
-    const { outcome, puts } = await retryAgainstConflicts(api, { maxAttempts, baseDelayMs: 1 });
-    if (outcome === "unbounded") throw new Error(withSeed(`updateWithRetry with maxAttempts ${maxAttempts} kept retrying past 50 puts; it must give up after ${maxAttempts}.`));
-    if (outcome === "resolved") throw new Error("updateWithRetry resolved although every put conflicted; it must throw the VersionConflictError.");
-    if (!(outcome.error instanceof api.VersionConflictError)) throw new Error(`After exhausting its attempts updateWithRetry threw ${describe(outcome.error)}; it must rethrow the VersionConflictError.`);
-    if (puts !== maxAttempts) throw new Error(withSeed(`updateWithRetry with maxAttempts ${maxAttempts} made ${puts} puts; it must make exactly ${maxAttempts}.`));
+    for (const injectSleep of [true, false]) {
+      const how = injectSleep ? "with options.sleep" : "with its own sleeps (no options.sleep, baseDelayMs 1)";
+      const { outcome, puts } = await retryAgainstConflicts(api, check, { maxAttempts, baseDelayMs: 1, maxDelayMs: 4, injectSleep });
+      if (outcome === "unbounded") throw new Error(withSeed(`updateWithRetry ${how} and maxAttempts ${maxAttempts} kept retrying past 50 puts; it must give up after ${maxAttempts}.`));
+      if (outcome === "resolved") throw new Error(`updateWithRetry ${how} resolved although every put conflicted; it must throw the VersionConflictError.`);
+      if (!(outcome.error instanceof api.VersionConflictError)) throw new Error(`After exhausting its attempts, updateWithRetry ${how} threw ${describe(outcome.error)}; it must rethrow the VersionConflictError.`);
+      if (puts !== maxAttempts) throw new Error(withSeed(`updateWithRetry ${how} and maxAttempts ${maxAttempts} made ${puts} puts; it must make exactly ${maxAttempts}.`));
+    }
   },
 );
 
 grader.core(
   "retries back off exponentially with random jitter between attempts",
-  { hint: "Before attempt n+1 wait options.sleep(random() * min(maxDelayMs, baseDelayMs * 2 ** (n - 1))): the cap doubles and the randomness spreads colliding writers.", section: "bounded-retry-with-backoff-and-jitter", weight: 2 },
-  async (api) => {
+  { hint: "Before attempt n+1 wait options.sleep(random() * min(maxDelayMs, baseDelayMs * 2 ** (n - 1))): the cap doubles and the randomness spreads colliding writers.", section: "bounded-retry-with-backoff-and-jitter", weight: 1 },
+  async (api, check) => {
     const maxAttempts = 6;
     const baseDelayMs = 8;
     const runs: number[][] = [];
     for (let run = 0; run < 20; run++) {
-      const { outcome, delays } = await retryAgainstConflicts(api, { maxAttempts, baseDelayMs, maxDelayMs: 10_000 });
+      const { outcome, delays } = await retryAgainstConflicts(api, check, { maxAttempts, baseDelayMs, maxDelayMs: 10_000, injectSleep: true });
       if (outcome === "unbounded") throw new Error(`updateWithRetry with maxAttempts ${maxAttempts} kept retrying past 50 puts, so its backoff cannot be judged; bound the retries first.`);
       runs.push(delays);
     }
@@ -256,78 +239,153 @@ grader.core(
 );
 
 grader.core(
-  "bad input (empty thread id, negative or fractional version, zero maxAttempts, zero TTL) throws LockingInputError",
-  { hint: "Validate arguments at the boundary (zod) and throw LockingInputError with a message saying what was wrong and an example of a valid value.", section: "versions-and-compare-and-set", weight: 1 },
-  async (api) => {
-    const db = tempDatabase();
-    const store = new api.SqliteVersionedStore<Counter>(db.file);
-    const redis = await openRedis();
-    try {
-      const cases: Array<[string, () => Promise<unknown>]> = [
-        ["put with an empty thread id", () => store.put("", { count: 1, writer: "x" }, 0)],
-        ["put with expectedVersion -1", () => store.put("t", { count: 1, writer: "x" }, -1)],
-        ["put with expectedVersion 1.5", () => store.put("t", { count: 1, writer: "x" }, 1.5)],
-        ["put with fencingToken 0", () => store.put("t", { count: 1, writer: "x" }, 0, { fencingToken: 0 })],
-        ["updateWithRetry with maxAttempts 0", () => api.updateWithRetry(store, "t", () => ({ count: 1, writer: "x" }), { maxAttempts: 0, baseDelayMs: 1 })],
-        ["acquireLease with ttlMs 0", () => api.acquireLease(redis.client, threadIdFor(redis, "bad"), 0)],
-      ];
+  "bad input (empty thread id, negative or fractional version, token 0, zero maxAttempts, zero TTL, a bad Redis namespace or ttlMs) throws LockingInputError",
+  { hint: "Validate arguments at the boundary (zod) of every store, the lease and the retry helper, and throw LockingInputError with a message saying what was wrong and an example of a valid value.", section: "versions-and-compare-and-set", weight: 1 },
+  async (api, check) => {
+    await withRedis(async (redis) => {
+      const sqlite = await sqliteStore(databaseFile(check))(api);
+      const onRedis = await redisStore(redis)(api, check.learner);
+      const cases: Array<[string, () => Promise<unknown>]> = [];
+      for (const [backend, store] of [["SQLite", sqlite], ["Redis", onRedis]] as const) {
+        cases.push(
+          [`${backend}: put with an empty thread id`, () => store.put("", { count: 1, writer: "x" }, 0)],
+          [`${backend}: get with an empty thread id`, () => store.get("")],
+          [`${backend}: put with expectedVersion -1`, () => store.put("t", { count: 1, writer: "x" }, -1)],
+          [`${backend}: put with expectedVersion 1.5`, () => store.put("t", { count: 1, writer: "x" }, 1.5)],
+          [`${backend}: put with fencingToken 0`, () => store.put("t", { count: 1, writer: "x" }, 0, { fencingToken: 0 })],
+        );
+      }
+      // A bad option may be refused by the constructor or by the first call; either is fine.
+      const badRedisOption = (options: Record<string, unknown>) => async () => {
+        const store = await redisStore(redis, options)(api, check.learner);
+        await store.put(opaqueId(), { count: 1, writer: "x" }, 0);
+      };
+      cases.push(
+        ["RedisVersionedStore with namespace \"a{b}\" (braces change the hash tag)", badRedisOption({ namespace: "a{b}" })],
+        ["RedisVersionedStore with an empty namespace", badRedisOption({ namespace: "" })],
+        ["RedisVersionedStore with ttlMs -5", badRedisOption({ ttlMs: -5 })],
+        ["RedisVersionedStore with ttlMs 1.5", badRedisOption({ ttlMs: 1.5 })],
+        ["updateWithRetry with maxAttempts 0", () => api.updateWithRetry(sqlite as never, "t", () => ({ count: 1, writer: "x" }), { maxAttempts: 0, baseDelayMs: 1 })],
+        ["acquireLease with ttlMs 0", async () => api.acquireLease(await clientFor(redis, check.learner), opaqueId(), 0)],
+      );
       for (const [what, call] of cases) {
         const error = await thrownBy(call, `${what} was accepted; it must throw LockingInputError.`);
         if (!(error instanceof api.LockingInputError)) throw new Error(`${what} threw ${describe(error)}; it must throw your LockingInputError.`);
         if (error.message.length < 20) throw new Error(`${what} threw LockingInputError("${error.message}"); say what was wrong and what a valid value looks like.`);
       }
-    } finally {
-      store.close();
-      db.remove();
-      await redis.close();
-    }
+    });
+  },
+);
+
+type Lease = NonNullable<Awaited<ReturnType<LockingApi["acquireLease"]>>>;
+
+grader.excellence(
+  "lease: one holder at a time (SET NX PX), every grant's fencing token is greater than all before it, and the token counter never expires",
+  { hint: "Acquire with SET lease owner NX PX ttl and, in the same atomic step (a Lua script, or WATCH/MULTI), INCR a per-thread counter that has no expiry; return that number as the token.", section: "leases-and-fencing-tokens", weight: 2 },
+  async (api, check) => {
+    await withRedis(async (redis) => {
+      const threadId = opaqueId();
+      const tokens: number[] = [];
+      const holders = 3 + Math.floor(seededRandom()() * 3);
+      const from = redis.commands.length;
+      for (let holder = 0; holder < holders; holder++) {
+        const expires = holder % 2 === 1;
+        const lease = (await api.acquireLease(await clientFor(redis, check.learner), threadId, expires ? 40 : 5_000)) as Lease | undefined;
+        if (!lease) throw new Error(withSeed(`Holder ${holder + 1} could not acquire a free lease (acquireLease returned ${String(lease)}).`));
+        tokens.push(lease.token);
+        if (!expires) {
+          // (Only against a long lease: a 40 ms one may lapse on a busy machine before the rival asks.)
+          const rival = await api.acquireLease(await clientFor(redis, check.learner), threadId, 5_000);
+          if (rival) throw new Error(withSeed(`A second caller acquired the lease while holder ${holder + 1} held it; SET ... NX must refuse it.`));
+        }
+        if (expires) await sleep(80);
+        else if (!(await lease.release())) throw new Error("release() by the live owner returned false; it must delete the lease and return true.");
+      }
+      if (!tokens.every((token, i) => Number.isInteger(token) && token > 0 && (i === 0 || token > tokens[i - 1]!))) {
+        throw new Error(withSeed(`Fencing tokens of successive holders were ${JSON.stringify(tokens)}; each must be a positive integer greater than every earlier one.`));
+      }
+      // Every lease is gone now; whatever acquireLease keeps (the counter) must not expire.
+      const kept: string[] = [];
+      for (const key of keysTouched(redis, from)) {
+        if (!(await redis.client.exists(key))) continue;
+        const ttl = await redis.client.pttl(key);
+        if (ttl >= 0) throw new Error(`After every lease was released or expired, the key ${JSON.stringify(key)} that acquireLease wrote still has an expiry (${ttl} ms): when the fencing-token counter expires, tokens start again at 1 and a stale holder's token looks new.`);
+        kept.push(key);
+      }
+      if (kept.length === 0) throw new Error("After the leases ended, nothing acquireLease wrote is left in Redis: the fencing-token counter must outlive every lease, or tokens start again.");
+    });
   },
 );
 
 grader.excellence(
-  "lease: one holder at a time (SET NX PX), and every grant's fencing token is greater than all before it",
-  { hint: "Acquire with SET lease owner NX PX ttl and, in the same Lua script, INCR a per-thread counter that never expires; return that number as the token.", section: "leases-and-fencing-tokens", weight: 2 },
-  async (api) => {
-    const redis = await openRedis();
-    try {
-      const threadId = threadIdFor(redis, "lease");
-      const tokens: number[] = [];
-      const holders = 3 + Math.floor(seededRandom()() * 3);
-      for (let holder = 0; holder < holders; holder++) {
-        const client = holder % 2 === 0 ? redis.client : redis.newClient();
-        const expires = holder % 2 === 1;
-        const lease = await api.acquireLease(client, threadId, expires ? 40 : 5_000);
-        if (!lease) throw new Error(withSeed(`Holder ${holder + 1} could not acquire a free lease (acquireLease returned ${String(lease)}).`));
-        tokens.push(lease.token);
-        const rival = await api.acquireLease(redis.newClient(), threadId, 5_000);
-        if (rival) throw new Error(withSeed(`A second caller acquired the lease while holder ${holder + 1} held it; SET ... NX must refuse it.`));
-        if (expires) await sleep(70);
-        else if (!(await lease.release())) throw new Error("release() by the live owner returned false; it must delete the lease and return true.");
+  "lease: an acquirer paused between its commands past the TTL cannot end up with a newer token than the holder that replaced it",
+  { hint: "SET NX PX and the INCR of the token must be one atomic step (a Lua script, or WATCH + MULTI/EXEC): as two commands, a holder paused between them gets its token after the next holder and outranks it.", section: "leases-and-fencing-tokens", weight: 2, timeout: 20_000 },
+  async (api, check) => {
+    await withRedis(async (redis) => {
+      const ttlMs = 60;
+      for (let holdMs = 1_000 * check.slowness; ; holdMs *= 2) {
+        const threadId = opaqueId();
+        const clientA = await clientFor(redis, check.learner);
+        const clientB = await clientFor(redis, check.learner);
+        // The first command of A's acquire runs, then A stalls before its next one.
+        const hold = holdNextReply(redis, holdMs);
+        const acquiringA = api.acquireLease(clientA, threadId, ttlMs) as Promise<Lease | undefined>;
+        const held = await hold.held;
+        await sleep(ttlMs * 2);
+        const holderB = (await api.acquireLease(clientB, threadId, 5_000)) as Lease | undefined;
+        const commandsWhenBWasDone = redis.commands.length;
+        const holderA = await acquiringA;
+        hold.stop();
+        // Valid only if A really was paused until B had its lease; on a very slow machine, hold longer.
+        if (redis.commands.slice(held.index + 1, commandsWhenBWasDone).some((c) => c.connection === held.connection)) {
+          if (holdMs > 30_000) throw new Error("grader: could not pause the first acquirer long enough on this machine");
+          continue;
+        }
+        if (!holderB) {
+          throw new Error(withSeed(`A's lease (ttl ${ttlMs} ms) had expired while A was paused in acquireLease, but B could not acquire the thread: the lease must be free once its TTL passed.`));
+        }
+        if (holderA && holderA.token > holderB.token) {
+          throw new Error(
+            withSeed(
+              `A was paused inside acquireLease for ${Math.round(holdMs)} ms, past its ${ttlMs} ms TTL; B acquired meanwhile with token ${holderB.token}, and A then came back with token ${holderA.token}: ` +
+                "the paused holder outranks the live one, so the store would accept A's writes and refuse B's. Take the lease and the token in one atomic step.",
+            ),
+          );
+        }
+        // The live holder writes; the paused one (if it came back with a lease) must be refused.
+        const store = await redisStore(redis)(api, check.learner);
+        await store.put(threadId, { count: 1, writer: "B" }, 0, { fencingToken: holderB.token });
+        if (holderA) {
+          const refused = await store.put(threadId, { count: 2, writer: "A (stale)" }, 1, { fencingToken: holderA.token }).then(
+            () => undefined,
+            (error: unknown) => error,
+          );
+          if (!(refused instanceof api.StaleFencingTokenError)) {
+            throw new Error(`After B wrote with token ${holderB.token}, paused holder A wrote with token ${holderA.token} and got ${refused === undefined ? "success" : describe(refused)}; it must be refused with StaleFencingTokenError.`);
+          }
+        }
+        return;
       }
-      if (!tokens.every((token, i) => Number.isInteger(token) && (i === 0 || token > tokens[i - 1]!))) {
-        throw new Error(withSeed(`Fencing tokens of successive holders were ${JSON.stringify(tokens)}; each must be an integer greater than every earlier one.`));
-      }
-    } finally {
-      await redis.close();
-    }
+    });
   },
 );
 
 grader.excellence(
   "a paused holder whose lease expired cannot overwrite the newer holder's write: its older fencing token is refused (SQLite and Redis)",
   { hint: "Store the newest fencing token accepted per thread and, in the same atomic step as the version check, refuse a put whose token is lower with StaleFencingTokenError.", section: "leases-and-fencing-tokens", weight: 3 },
-  async (api) => {
-    const redis = await openRedis();
-    const db = tempDatabase();
-    const sqlite = new api.SqliteVersionedStore<Counter>(db.file);
-    try {
-      for (const [backend, store] of [["SQLite", sqlite], ["Redis", new api.RedisVersionedStore<Counter>(redis.client)]] as const) {
-        const threadId = threadIdFor(redis, "fencing");
-        const holderA = await api.acquireLease(redis.client, threadId, 40);
+  async (api, check) => {
+    await withRedis(async (redis) => {
+      const stores: Array<[string, Store]> = [
+        ["SQLite", await sqliteStore(databaseFile(check))(api)],
+        ["Redis", await redisStore(redis)(api, check.learner)],
+      ];
+      for (const [backend, store] of stores) {
+        const threadId = opaqueId();
+        const holderA = (await api.acquireLease(await clientFor(redis, check.learner), threadId, 40)) as Lease | undefined;
         if (!holderA) throw new Error("acquireLease returned nothing for a free lease.");
         await store.put(threadId, { count: 1, writer: "A" }, 0, { fencingToken: holderA.token });
-        await sleep(70); // A is paused (a GC pause, a slow model call) past its lease
-        const holderB = await api.acquireLease(redis.newClient(), threadId, 5_000);
+        await sleep(80); // A is paused (a GC pause, a slow model call) past its lease
+        const holderB = (await api.acquireLease(await clientFor(redis, check.learner), threadId, 5_000)) as Lease | undefined;
         if (!holderB) throw new Error("After A's lease expired, B could not acquire it.");
         await store.put(threadId, { count: 2, writer: "B" }, 1, { fencingToken: holderB.token });
         // A wakes up, re-reads (so its version is current) and writes with its old token.
@@ -337,85 +395,119 @@ grader.excellence(
           `${backend}: the store accepted a write with fencing token ${holderA.token} after it had accepted token ${holderB.token}; the paused holder clobbered the newer holder's state.`,
         );
         if (!(error instanceof api.StaleFencingTokenError)) throw new Error(`${backend}: a write with a superseded fencing token threw ${describe(error)}; it must throw StaleFencingTokenError.`);
-        if (error.fencingToken !== holderA.token || error.newestToken !== holderB.token) {
-          throw new Error(`${backend}: StaleFencingTokenError carried fencingToken ${String(error.fencingToken)} and newestToken ${String(error.newestToken)}; expected ${holderA.token} and ${holderB.token}.`);
+        const stale = error as InstanceType<LockingApi["StaleFencingTokenError"]>;
+        if (stale.fencingToken !== holderA.token || stale.newestToken !== holderB.token) {
+          throw new Error(`${backend}: StaleFencingTokenError carried fencingToken ${String(stale.fencingToken)} and newestToken ${String(stale.newestToken)}; expected ${holderA.token} and ${holderB.token}.`);
         }
         const after = await store.get(threadId);
         if (after?.state.writer !== "B") throw new Error(`${backend}: after the refused stale write the thread holds ${JSON.stringify(after?.state)}; B's write must survive.`);
         await store.put(threadId, { count: 3, writer: "B" }, after.version, { fencingToken: holderB.token });
       }
-    } finally {
-      sqlite.close();
-      db.remove();
-      await redis.close();
-    }
+    });
   },
 );
 
 grader.excellence(
-  "only version conflicts are retried: a stale-token refusal or a failing store surfaces after one attempt",
-  { hint: "Retry VersionConflictError only. A StaleFencingTokenError means the lease is lost and a store error means the store is down: rethrow both at once.", section: "bounded-retry-with-backoff-and-jitter", weight: 1 },
-  async (api) => {
-    const failures: Array<[string, () => Error]> = [
-      ["StaleFencingTokenError", () => new api.StaleFencingTokenError("t", 3, 4)],
-      ["a connection error", () => new Error("Connection is closed.")],
-    ];
-    for (const [what, makeError] of failures) {
-      let puts = 0;
-      const store: Store = { get: async () => undefined, put: async () => (puts++, Promise.reject(makeError())) };
-      const error = await withinTime(
-        api.updateWithRetry(store, "t", () => ({ count: 1, writer: "me" }), { maxAttempts: 5, baseDelayMs: 1, sleep: async () => {}, fencingToken: 3 }).then(() => undefined, (e: unknown) => e),
-        3_000,
-        "updateWithRetry against a failing store",
-      );
-      if (puts !== 1 || error === undefined) throw new Error(`updateWithRetry made ${puts} puts when put threw ${what}; it must rethrow it after the first.`);
+  "updateWithRetry passes the fencing token to every put, and retries only version conflicts: a stale-token refusal or a failing store surfaces after one attempt",
+  { hint: "Pass { fencingToken } to each put. Retry VersionConflictError only: a StaleFencingTokenError means the lease is lost and a store error means the store is down, so rethrow both at once.", section: "bounded-retry-with-backoff-and-jitter", weight: 1 },
+  async (api, check) => {
+    const fixture = await check.fixture<Fixture>("writers");
+    const token = 2 + Math.floor(seededRandom()() * 50);
+    const { puts, tokens } = await retryAgainstConflicts(api, check, { maxAttempts: 3, baseDelayMs: 1, injectSleep: true, fencingToken: token });
+    if (puts !== 3 || tokens.some((t) => t !== token)) {
+      throw new Error(withSeed(`updateWithRetry with fencingToken ${token} called put with tokens ${JSON.stringify(tokens)}; every put must carry the caller's token, or a lost lease goes unnoticed.`));
+    }
+    for (const kind of ["stale", "connection"] as const) {
+      const store = await fixture.failingStore(kind, api.StaleFencingTokenError as never);
+      const error = await api
+        .updateWithRetry(store as never, "t", () => ({ count: 1, writer: "me" }), { maxAttempts: 5, baseDelayMs: 1, sleep: async () => {}, fencingToken: 3 })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      const made = await store.puts();
+      const what = kind === "stale" ? "StaleFencingTokenError" : "a connection error";
+      if (made !== 1 || error === undefined) throw new Error(`updateWithRetry made ${made} puts when put threw ${what}; it must rethrow it after the first.`);
     }
   },
 );
 
 grader.excellence(
   "release and renew are owner-only: an expired holder cannot end or extend the new holder's lease",
-  { hint: "Store a random owner id as the lease value; release and renew run a Lua script that compares it before DEL / PEXPIRE, never a plain DEL.", section: "releasing-and-renewing-a-lease", weight: 2 },
-  async (api) => {
-    const redis = await openRedis();
-    try {
-      const threadId = threadIdFor(redis, "owner");
-      const holderA = await api.acquireLease(redis.client, threadId, 40);
+  { hint: "Store a random owner id as the lease value; release and renew compare it and act in one atomic step (a Lua script, or WATCH/MULTI), never a plain DEL.", section: "releasing-and-renewing-a-lease", weight: 1 },
+  async (api, check) => {
+    await withRedis(async (redis) => {
+      const threadId = opaqueId();
+      const acquire = async (ttl: number) => (await api.acquireLease(await clientFor(redis, check.learner), threadId, ttl)) as Lease | undefined;
+      const holderA = await acquire(40);
       if (!holderA) throw new Error("acquireLease returned nothing for a free lease.");
-      await sleep(70);
-      const holderB = await api.acquireLease(redis.newClient(), threadId, 5_000);
+      await sleep(80);
+      const holderB = await acquire(5_000);
       if (!holderB) throw new Error("After A's lease expired, B could not acquire it.");
       const renewed = await holderA.renew(5_000);
       const released = await holderA.release();
-      const intruder = await api.acquireLease(redis.newClient(), threadId, 5_000);
+      const intruder = await acquire(5_000);
       if (intruder) throw new Error("After expired holder A called renew() and release(), a third caller acquired the lease: A deleted B's lease (a plain DEL). Compare the owner before deleting.");
       if (renewed || released) throw new Error(`Expired holder A's renew() returned ${renewed} and release() returned ${released}; both must return false once the lease belongs to B.`);
       if (!(await holderB.renew())) throw new Error("The live owner B could not renew its lease.");
       if (!(await holderB.release())) throw new Error("The live owner B could not release its lease.");
-      if (!(await api.acquireLease(redis.newClient(), threadId, 1_000))) throw new Error("After B released, the lease could not be acquired again.");
-    } finally {
-      await redis.close();
-    }
+      if (!(await acquire(1_000))) throw new Error("After B released, the lease could not be acquired again.");
+    });
   },
 );
 
 grader.excellence(
-  "when Redis fails, writes continue in memory marked degraded; on recovery newer fallback data is written back and newer primary data is kept",
-  { hint: "Catch store errors (not conflicts) in ResilientStore, write to the in-memory fallback with the same compare-and-set rules, return degraded: true, and in reconcile() restore a thread only if the primary version has not moved past the one the fallback started from.", section: "degrading-when-redis-fails", weight: 3 },
-  async (api) => {
-    const redis = await openRedis();
-    try {
-      const outage = withOutage(redis.newClient());
-      const resilient = new api.ResilientStore<Counter>(new api.RedisVersionedStore<Counter>(outage.client), { probeIntervalMs: 60_000 });
-      const otherInstance = new api.RedisVersionedStore<Counter>(redis.client);
-      const [ours, shared, fresh] = ["ours", "shared", "fresh"].map((label) => threadIdFor(redis, `degrade-${label}`)) as [string, string, string];
+  "ResilientStore passes a version conflict or a stale fencing token through while Redis is healthy, and stays on the primary",
+  { hint: "Only a failing store is an outage: rethrow VersionConflictError and StaleFencingTokenError (this unit's errors) unchanged, without switching to the fallback.", section: "degrading-when-redis-fails", weight: 2 },
+  async (api, check) => {
+    await withRedis(async (redis) => {
+      const modes: string[] = [];
+      const resilient = await new api.ResilientStore<Counter>((await redisStore(redis)(api, check.learner)) as never, { probeIntervalMs: 60_000, onModeChange: (mode: string) => void modes.push(mode) });
+      const otherInstance = await redisStore(redis)(api, check.learner);
+      const threadId = opaqueId();
+      const first = await resilient.put(threadId, { count: 1, writer: "us" }, 0, { fencingToken: 5 });
+      if (first.degraded !== false || first.version !== 1) throw new Error(`A healthy put returned ${JSON.stringify(first)}; expected { version: 1, degraded: false }.`);
+      const cases: Array<[string, () => Promise<unknown>, LockingApi["VersionConflictError"] | LockingApi["StaleFencingTokenError"]]> = [
+        ["a put with a stale expectedVersion", () => resilient.put(threadId, { count: 9, writer: "stale version" }, 0, { fencingToken: 5 }), api.VersionConflictError],
+        ["a put with a superseded fencing token", () => resilient.put(threadId, { count: 9, writer: "stale token" }, 1, { fencingToken: 4 }), api.StaleFencingTokenError],
+      ];
+      for (const [what, call, expected] of cases) {
+        const outcome = await call().then(
+          (value) => ({ value }),
+          (error: unknown) => ({ error }),
+        );
+        if (!("error" in outcome) || !(outcome.error instanceof expected)) {
+          throw new Error(`While Redis was healthy, ${what} through ResilientStore ${"error" in outcome ? `threw ${describe(outcome.error)}` : `returned ${JSON.stringify(outcome.value)}`}; it must rethrow the primary's ${expected.name} unchanged.`);
+        }
+        const degraded = await check.learner.peer.get(resilient, "degraded");
+        if (degraded !== false || modes.length > 0) throw new Error(`After ${what} was refused by a healthy Redis, ResilientStore switched to its fallback (degraded ${String(degraded)}, onModeChange calls ${JSON.stringify(modes)}); a refusal is an answer, not an outage.`);
+      }
+      const next = await resilient.put(threadId, { count: 2, writer: "us" }, 1, { fencingToken: 5 });
+      const seen = await otherInstance.get(threadId);
+      if (next.degraded !== false || seen?.state.count !== 2) throw new Error(`After the refusals a valid put returned ${JSON.stringify(next)} and another instance sees ${JSON.stringify(seen)}; the write must go to Redis (degraded: false).`);
+    });
+  },
+);
+
+grader.excellence(
+  "when Redis fails, writes continue in memory marked degraded; on recovery reconcile() writes newer fallback data back, keeps newer primary data, and reports both",
+  { hint: "Catch store errors (not this unit's errors) in ResilientStore, write to the in-memory fallback with the same compare-and-set rules, return degraded: true, and in reconcile() restore a thread only if the primary version has not moved past the one the fallback started from; list restored and kept threads in the report.", section: "degrading-when-redis-fails", weight: 2, timeout: 20_000 },
+  async (api, check) => {
+    await withRedis(async (redis) => {
+      const resilient = await new api.ResilientStore<Counter>((await redisStore(redis)(api, check.learner)) as never, { probeIntervalMs: 60_000 });
+      const other = await check.spawn();
+      const otherInstance = await redisStore(redis)(other.api, other.learner);
+      const [ours, shared, fresh] = [opaqueId(), opaqueId(), opaqueId()];
 
       const healthy = await resilient.put(ours, { count: 1, writer: "us" }, 0);
       await resilient.put(shared, { count: 1, writer: "us" }, 0);
       if (healthy.degraded !== false || healthy.version !== 1) throw new Error(`A healthy put returned ${JSON.stringify(healthy)}; expected { version: 1, degraded: false }.`);
 
-      outage.down();
-      const read = await resilient.get(ours).then((value) => ({ value }), (error: unknown) => ({ error }));
+      redis.setOutage(true);
+      const read = await resilient.get(ours).then(
+        (value) => ({ value }),
+        (error: unknown) => ({ error }),
+      );
       const before = "value" in read ? read.value : undefined;
       if (before?.degraded !== true || before.state.count !== 1) {
         throw new Error(`While Redis was down, get() returned ${"error" in read ? describe(read.error) : JSON.stringify(before)}; it must answer from memory with the last known state and degraded: true.`);
@@ -430,43 +522,49 @@ grader.excellence(
       const conflict = await resilient.put(ours, { count: 9, writer: "stale" }, 1).catch((error: unknown) => error);
       if (!(conflict instanceof api.VersionConflictError)) throw new Error(`While degraded, a put with a stale expectedVersion returned ${conflict instanceof Error ? describe(conflict) : JSON.stringify(conflict)}; the fallback must keep compare-and-set and throw VersionConflictError.`);
 
-      // Meanwhile another instance, which can still reach Redis, moves `shared` on.
+      redis.setOutage(false);
+      // Before this instance reconciles, another one (which reached Redis first) moves `shared` on.
       await otherInstance.put(shared, { count: 5, writer: "other instance" }, 1);
-
-      outage.up();
-      await resilient.reconcile();
+      const report = await resilient.reconcile();
       const primary = Object.fromEntries(await Promise.all([ours, shared, fresh].map(async (id) => [id, (await otherInstance.get(id))?.state] as const)));
       if (primary[ours]?.writer !== "us, degraded") throw new Error(`After recovery the primary holds ${JSON.stringify(primary[ours])} for a thread only this instance wrote during the outage; reconcile() must write the newer fallback state back.`);
       if (primary[fresh]?.writer !== "us, degraded") throw new Error(`After recovery the primary holds ${JSON.stringify(primary[fresh])} for a thread created during the outage; reconcile() must write it back.`);
       if (primary[shared]?.writer !== "other instance") throw new Error(`After recovery the primary holds ${JSON.stringify(primary[shared])} for a thread another instance updated during the outage; reconcile() must not overwrite newer primary data.`);
+      const restored = [...(report?.restored ?? [])].sort();
+      const kept = (report?.keptPrimary ?? []).map((k) => k.threadId);
+      const keptShared = report?.keptPrimary?.find((k) => k.threadId === shared);
+      if (report?.recovered !== true || restored.join() !== [ours, fresh].sort().join() || kept.join() !== shared || keptShared?.primaryVersion !== 2 || (keptShared.fallbackState as Counter | undefined)?.writer !== "us, degraded") {
+        throw new Error(
+          `reconcile() reported ${JSON.stringify(report)}; expected recovered: true, restored exactly the two threads written back, and keptPrimary exactly the one another instance moved on (primaryVersion 2, with the fallback state that was not written), so an operator can see what was kept and what was dropped.`,
+        );
+      }
       const latest = await resilient.get(ours);
       const next = latest && (await resilient.put(ours, { count: latest.state.count + 1, writer: "us" }, latest.version));
       if (next?.degraded !== false) throw new Error(`After reconcile() a put returned ${JSON.stringify(next)}; the store must be back on the primary (degraded: false).`);
-    } finally {
-      await redis.close();
-    }
+    });
   },
 );
 
 grader.excellence(
-  "4 OS processes x 25 increments on one SQLite file end at exactly 100",
-  { hint: "Keep the version check inside the write statement and the transaction (BEGIN IMMEDIATE), open the file in WAL mode with a busy timeout, so writers in other processes queue instead of failing or overwriting.", section: "several-processes-on-one-sqlite-file", weight: 2, timeout: 30_000 },
-  async (api) => {
-    const db = tempDatabase();
-    const store = new api.SqliteVersionedStore<Counter>(db.file);
-    try {
-      const threadId = threadIdFor(undefined, "processes");
-      const results = await runWriterProcesses(db.file, threadId, 4, 25, 25_000);
-      const broken = results.find((result) => result.error !== undefined || result.done !== 25);
-      if (broken) throw new Error(`Writer ${broken.name} did not finish its 25 increments: ${broken.error ?? `${broken.done} done`}.`);
-      const final = await store.get(threadId);
-      if (final?.state.count !== 100) {
-        const conflicts = results.reduce((sum, result) => sum + result.conflicts, 0);
-        throw new Error(`4 processes x 25 increments ended at ${String(final?.state.count)}, not 100 (${conflicts} conflicts reported): writes from different processes overwrote each other.`);
+  "4 OS processes x 25 updateWithRetry increments with real sleeps on one SQLite file end at exactly 100",
+  { hint: "Keep the version check inside the write statement and the transaction (BEGIN IMMEDIATE), open the file in WAL mode with a busy timeout, so writers in other processes queue instead of failing; updateWithRetry re-reads and backs off on each conflict.", section: "several-processes-on-one-sqlite-file", weight: 2, timeout: 30_000 },
+  async (_api, check) => {
+    const file = databaseFile(check);
+    const threadId = opaqueId();
+    const results = await inProcesses(check, { processes: 4, writers: 4 }, async ({ api, learner, start }) => {
+      const store = await sqliteStore(file)(api);
+      await start();
+      let done = 0;
+      for (let i = 0; i < 25; i++) {
+        await api.updateWithRetry(store as never, threadId, (current: Counter | undefined) => ({ count: (current?.count ?? 0) + 1, writer: String(learner.child.pid) }), { maxAttempts: 200, baseDelayMs: 1, maxDelayMs: 5 });
+        done++;
       }
-    } finally {
-      store.close();
-      db.remove();
+      return done;
+    });
+    const reader = await check.spawn();
+    const final = await (await sqliteStore(file)(reader.api)).get(threadId);
+    if (results.some((done) => done !== 25) || final?.state.count !== 100) {
+      throw new Error(`4 processes x 25 updateWithRetry increments ended at ${String(final?.state.count)}, not 100: writes from different processes overwrote each other.`);
     }
   },
 );

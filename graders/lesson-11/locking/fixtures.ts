@@ -1,188 +1,44 @@
 /**
- * Fixtures of the locking grader: Redis clients that interleave or fail on demand, temporary
- * SQLite files, the grader's own read-modify-write loop, and a watchdog for code that never ends.
+ * Trusted-side fixtures of the locking grader: ids and files that name nothing, the
+ * multi-process increment run, a way to hold one Redis reply (a pause between two commands of
+ * the learner's code, done by the backend), and key inspection from the recorded commands.
+ * Learner-side pieces are in learner-fixture.ts.
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { getKeyIndexes } from "@ioredis/commands";
 import type { Redis } from "ioredis";
-import { describeOutcome, runChild } from "#harness/crash.ts";
-import { createTestRedis, type TestRedis } from "#harness/redis.ts";
-import { seededRandom, withSeed } from "#harness/seed.ts";
+import type { CheckContext } from "#harness/check.ts";
+import { allOverlap, inProcesses } from "#harness/processes.ts";
+import type { TestRedis } from "#harness/redis.ts";
+import { SEED, seededRandom, withSeed } from "#harness/seed.ts";
+import type { LearnerProcess } from "../../../kit/sandbox/learner.ts";
 import type * as Api from "../../../solutions/lesson-11/locking/index.ts";
-import type { WriterArgs, WriterReport } from "./sqlite-writer.ts";
+import type * as LearnerFixture from "./learner-fixture.ts";
 
 export type LockingApi = typeof Api;
-export type Store = Api.VersionedStore<Counter>;
+export type Fixture = typeof LearnerFixture;
 export interface Counter {
   count: number;
   /** Who wrote last, so a lost update can be told apart from a miscount. */
   writer: string;
 }
-
-export type { TestRedis };
-
-/** A Redis connection set for one check (the shared harness); close() ends every client it made. */
-export function openRedis(): Promise<TestRedis> {
-  return createTestRedis();
+/** A store as the trusted side sees it: every method returns a promise. */
+export interface Store {
+  get(threadId: string): Promise<Api.Versioned<Counter> | undefined>;
+  put(threadId: string, state: Counter, expectedVersion: number, options?: Api.PutOptions): Promise<number>;
+  close?(): Promise<void> | void;
 }
 
-let threadCounter = 0;
-/** A thread id no other check (or earlier run against a real server: the run id) uses. */
-export function threadIdFor(redis: TestRedis | undefined, label: string): string {
-  return `${redis?.runId ?? "sqlite"}:${label}:${++threadCounter}`;
-}
+export const FIXTURES = { writers: new URL("./learner-fixture.ts", import.meta.url).pathname };
+
+/** An opaque id (threads, namespaces): it names no check. */
+export const opaqueId = () => randomBytes(6).toString("hex");
+
+/** A fresh SQLite file in the unit's scratch folder, with a neutral name. */
+export const databaseFile = (check: CheckContext<LockingApi>) => join(check.scratch, `${opaqueId()}.db`);
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Methods of an ioredis client that manage the connection rather than send a command. */
-const CLIENT_METHODS = new Set(["duplicate", "disconnect", "connect", "on", "once", "off", "emit", "addListener", "removeListener", "removeAllListeners", "listeners", "listenerCount", "defineCommand", "multi", "pipeline", "then"]);
-
-/**
- * Delays every command of this client by a random 0-1 ms (seeded), keeping the client's own
- * order, so concurrent writers on several clients interleave the way servers on a network do.
- */
-export function withJitter(client: Redis, random: () => number): Redis {
-  let tail: Promise<void> = Promise.resolve();
-  return new Proxy(client, {
-    get(target, property, receiver) {
-      const value = Reflect.get(target, property, receiver) as unknown;
-      if (typeof value !== "function") return value;
-      if (typeof property !== "string" || CLIENT_METHODS.has(property)) return value.bind(target);
-      return async (...args: unknown[]) => {
-        const delayMs = random() < 0.5 ? 0 : 1;
-        const turn = tail.then(() => (delayMs === 0 ? new Promise<void>((resolve) => setImmediate(resolve)) : sleep(delayMs)));
-        tail = turn;
-        await turn;
-        return (value as (...a: unknown[]) => unknown).apply(target, args);
-      };
-    },
-  });
-}
-
-/** An error shaped like ioredis's own when the server is unreachable. */
-export function connectionError(): Error {
-  const error = new Error("Connection is closed. (simulated outage: the grader took this instance's Redis connection down)");
-  (error as Error & { code?: string }).code = "ECONNREFUSED";
-  return error;
-}
-
-/**
- * A client this instance sees fail: while down, every command (and every MULTI/pipeline exec)
- * rejects with a connection error, as ioredis does once its offline queue gives up.
- */
-export function withOutage(client: Redis): { client: Redis; down(): void; up(): void } {
-  let isDown = false;
-  const failingBatch: Record<string, unknown> = new Proxy(
-    {},
-    {
-      get: (_target, property) => (property === "exec" ? () => Promise.reject(connectionError()) : property === "then" ? undefined : () => failingBatch),
-    },
-  );
-  const proxy = new Proxy(client, {
-    get(target, property, receiver) {
-      const value = Reflect.get(target, property, receiver) as unknown;
-      if (typeof value !== "function" || typeof property !== "string") return value;
-      if (property === "multi" || property === "pipeline") {
-        return (...args: unknown[]) => (isDown ? failingBatch : (value as (...a: unknown[]) => unknown).apply(target, args));
-      }
-      if (CLIENT_METHODS.has(property)) return value.bind(target);
-      return (...args: unknown[]) => (isDown ? Promise.reject(connectionError()) : (value as (...a: unknown[]) => unknown).apply(target, args));
-    },
-  });
-  return { client: proxy, down: () => void (isDown = true), up: () => void (isDown = false) };
-}
-
-/**
- * Calls `onGet` once, after the first GET this client sends returns and before its result is
- * handed back: the moment a GET-then-DEL release would be preempted by another holder.
- */
-export function pauseAfterFirstGet(client: Redis, onGet: () => Promise<void>): Redis {
-  let fired = false;
-  return new Proxy(client, {
-    get(target, property, receiver) {
-      const value = Reflect.get(target, property, receiver) as unknown;
-      if (typeof value !== "function") return value;
-      if (property !== "get") return value.bind(target);
-      return async (...args: unknown[]) => {
-        const result = await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
-        if (!fired) {
-          fired = true;
-          await onGet();
-        }
-        return result;
-      };
-    },
-  });
-}
-
-/** A fresh database file in its own directory; remove() deletes it with its WAL files. */
-export function tempDatabase(): { file: string; remove(): void } {
-  const dir = mkdtempSync(join(tmpdir(), "ckpt-locking-"));
-  return { file: join(dir, "threads.db"), remove: () => rmSync(dir, { recursive: true, force: true }) };
-}
-
-/** Rejects with a readable message if `work` has not settled within `ms`. */
-export async function withinTime<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(withSeed(`${what} did not finish within ${ms} ms`))), ms);
-  });
-  try {
-    return await Promise.race([work, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-export interface IncrementOutcome {
-  final: number | undefined;
-  conflicts: number;
-  /** Errors that were neither success nor the unit's VersionConflictError. */
-  unexpected: string[];
-}
-
-/**
- * The grader's own optimistic loop (not the learner's retry helper, which is graded apart):
- * each writer reads, yields, and writes count + 1 with the version it read, re-reading on
- * VersionConflictError. The yield between read and write is where a lost update happens.
- */
-export async function runIncrementers(
-  api: LockingApi,
-  storeFor: (writer: number) => Store,
-  readStore: Store,
-  threadId: string,
-  writers: number,
-  increments: number,
-): Promise<IncrementOutcome> {
-  const outcome: IncrementOutcome = { final: undefined, conflicts: 0, unexpected: [] };
-  const attemptCap = writers * increments * 20; // a watchdog, far above what a correct store needs
-  let attempts = 0;
-  const random = seededRandom();
-
-  const writer = async (index: number) => {
-    const store = storeFor(index);
-    for (let done = 0; done < increments; ) {
-      if (++attempts > attemptCap) throw new Error(`more than ${attemptCap} attempts for ${writers * increments} increments`);
-      const current = await store.get(threadId);
-      await (random() < 0.5 ? new Promise<void>((resolve) => setImmediate(resolve)) : Promise.resolve());
-      try {
-        await store.put(threadId, { count: (current?.state.count ?? 0) + 1, writer: `w${index}` }, current?.version ?? 0);
-        done++;
-      } catch (error) {
-        if (error instanceof api.VersionConflictError) outcome.conflicts++;
-        else {
-          outcome.unexpected.push(describe(error));
-          return;
-        }
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: writers }, (_, index) => writer(index)));
-  outcome.final = (await readStore.get(threadId))?.state.count;
-  return outcome;
-}
 
 export function describe(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
@@ -198,31 +54,93 @@ export async function thrownBy(body: () => Promise<unknown>, missing: string): P
   throw new Error(withSeed(missing));
 }
 
-export interface WriterProcessResult {
-  name: string;
-  done: number;
+export interface IncrementOutcome {
+  final: number | undefined;
   conflicts: number;
-  error?: string;
+  unexpected: string[];
+  overlapped: boolean;
 }
 
 /**
- * Starts `processes` child processes that each do `increments` increments on one thread of one
- * SQLite file, releases them together (a "go" file) once all have opened the database, and
- * collects their reports.
+ * `writers` writers, each on its own store (connection), spread over `processes` learner
+ * processes, do `increments` read-modify-write increments each on one thread, all starting at
+ * once; `final` is the count read afterwards from a fresh store in another process.
  */
-export async function runWriterProcesses(file: string, threadId: string, processes: number, increments: number, timeoutMs: number): Promise<WriterProcessResult[]> {
-  const entry = fileURLToPath(new URL("./sqlite-writer.ts", import.meta.url));
-  const barrierDir = dirname(file);
-  const names = Array.from({ length: processes }, (_, index) => `process-${index + 1}`);
-  const runs = names.map((name) => runChild<WriterReport>({ entry, args: { file, barrierDir, threadId, increments, name } satisfies WriterArgs, timeoutMs }));
-  const deadline = Date.now() + timeoutMs;
-  let settled = false;
-  void Promise.all(runs).then(() => (settled = true));
-  while (!settled && Date.now() < deadline && !names.every((name) => existsSync(join(barrierDir, `ready-${name}`)))) await sleep(5);
-  writeFileSync(join(barrierDir, "go"), "");
-  const outcomes = await Promise.all(runs);
-  return outcomes.map((outcome, index) => {
-    const name = names[index]!;
-    return outcome.kind === "finished" ? { name, ...outcome.result } : { name, done: -1, conflicts: 0, error: describeOutcome(outcome) };
+export async function incrementAcrossProcesses(
+  check: CheckContext<LockingApi>,
+  options: { processes: number; writers: number; increments: number; threadId: string; makeStore: (api: LockingApi, learner: LearnerProcess) => Promise<Store> },
+): Promise<IncrementOutcome> {
+  const reports = await inProcesses(check, { processes: options.processes, writers: options.writers }, async ({ index, learner, api, writers, start }) => {
+    const stores = await Promise.all(writers.map(() => options.makeStore(api, learner)));
+    const fixture = await check.fixture<Fixture>("writers", learner);
+    return fixture.increment({ stores, names: writers.map((w) => `w${w}`), threadId: options.threadId, increments: options.increments, Conflict: api.VersionConflictError, start, seed: SEED + index });
   });
+  const reader = await check.spawn();
+  const store = await options.makeStore(reader.api, reader.learner);
+  const final = (await store.get(options.threadId))?.state.count;
+  return {
+    final,
+    conflicts: reports.reduce((sum, r) => sum + r.conflicts, 0),
+    unexpected: reports.flatMap((r) => r.unexpected),
+    overlapped: allOverlap(reports),
+  };
+}
+
+export function assertNoLostUpdate(backend: string, outcome: IncrementOutcome, shape: string, expected: number): void {
+  if (outcome.unexpected.length > 0) {
+    throw new Error(withSeed(`${backend}: a writer failed with something other than VersionConflictError: ${outcome.unexpected[0]}`));
+  }
+  if (outcome.final !== expected) {
+    throw new Error(
+      withSeed(
+        `${backend}: ${shape} ended at ${String(outcome.final)}, not ${expected}, with ${outcome.conflicts} conflicts reported: ` +
+          `${expected - (outcome.final ?? 0)} updates were lost. A write based on a stale read must be refused, not applied, whichever process or connection made it.`,
+      ),
+    );
+  }
+}
+
+/** Seeded reply jitter, so concurrent writers on many connections interleave as on a network. */
+export function interleave(redis: TestRedis, maxMs = 2): void {
+  redis.setJitter(maxMs, seededRandom());
+}
+
+/**
+ * Holds the reply to the next learner command (any connection) for `holdMs`: the command has
+ * run on the server, but the learner's code is paused before its next one, as if its process
+ * stalled (a GC pause, a slow model call). `held` resolves when the hold begins, with the
+ * connection and the position of the held command in `redis.commands`.
+ */
+export function holdNextReply(redis: TestRedis, holdMs: number): { held: Promise<{ connection: number; index: number }>; stop(): void } {
+  const armedAt = redis.commands.length;
+  let armed = true;
+  let begin!: (at: { connection: number; index: number }) => void;
+  const held = new Promise<{ connection: number; index: number }>((resolve) => (begin = resolve));
+  redis.setJitter(holdMs, () => {
+    // Replies to the client handshake are not recorded: wait for a command of the learner's own.
+    if (!armed || redis.commands.length <= armedAt) return 0;
+    armed = false;
+    begin({ connection: redis.commands[armedAt]!.connection, index: armedAt });
+    return 1;
+  });
+  return { held, stop: () => redis.setJitter(0) };
+}
+
+/** Every key the recorded commands from `from` on touched (EVAL keys included). */
+export function keysTouched(redis: TestRedis, from = 0, connection?: number): Set<string> {
+  const keys = new Set<string>();
+  for (const command of redis.commands.slice(from)) {
+    if (connection !== undefined && command.connection !== connection) continue;
+    try {
+      for (const index of getKeyIndexes(command.name.toLowerCase(), command.args)) keys.add(command.args[index]!);
+    } catch {
+      // no keys
+    }
+  }
+  return keys;
+}
+
+/** A Redis connection for the learner's code in `learner` (it arrives there as an ioredis client). */
+export async function clientFor(redis: TestRedis, learner: LearnerProcess, options?: Record<string, unknown>): Promise<Redis> {
+  return (await redis.endpoint(learner, options)) as unknown as Redis;
 }

@@ -5,44 +5,52 @@
  * and switching back without being told to (S2).
  */
 import type { Grader } from "#harness/check.ts";
-import { withSeed } from "#harness/seed.ts";
-import { describe, openRedis, pauseAfterFirstGet, runIncrementers, sleep, threadIdFor, withinTime, withOutage, type Counter, type LockingApi } from "./fixtures.ts";
+import { createTestRedis } from "#harness/redis.ts";
+import { withSeed, SEED } from "#harness/seed.ts";
+import { clientFor, describe, holdNextReply, interleave, opaqueId, sleep, type Counter, type Fixture, type LockingApi, type Store } from "./fixtures.ts";
+
+type Lease = NonNullable<Awaited<ReturnType<LockingApi["acquireLease"]>>>;
 
 export function registerHiddenChecks(grader: Grader<LockingApi>): void {
   grader.excellence(
     "release and renew check the owner and act in one atomic step (no GET-then-DEL race)",
     {
-      hint: "Compare the owner and delete (or extend) inside one Lua script; between a separate GET and DEL the lease can expire and pass to another holder.",
+      hint: "Compare the owner and delete (or extend) in one atomic step (a Lua script, or WATCH + MULTI/EXEC); between a separate GET and DEL the lease can expire and pass to another holder.",
       section: "releasing-and-renewing-a-lease",
       weight: 2,
       visibility: "hidden",
       category: "lease safety",
+      timeout: 20_000,
     },
-    async (api) => {
+    async (api, check) => {
       for (const operation of ["release", "renew"] as const) {
-        const redis = await openRedis();
+        const redis = await createTestRedis();
         try {
-          const threadId = threadIdFor(redis, `atomic-${operation}`);
-          let holderB: Awaited<ReturnType<LockingApi["acquireLease"]>>;
-          // The moment after holder A's own GET saw it still owns the lease: the lease expires and B takes it.
-          const clientA = pauseAfterFirstGet(redis.newClient(), async () => {
-            await sleep(60);
-            holderB = await api.acquireLease(redis.newClient(), threadId, 5_000);
-          });
-          const holderA = await api.acquireLease(clientA, threadId, 30);
+          const threadId = opaqueId();
+          // Long enough that A still owns its lease when its release/renew starts, even on a busy machine.
+          const ttlMs = Math.round(150 * check.slowness);
+          const holderA = (await api.acquireLease(await clientFor(redis, check.learner), threadId, ttlMs)) as Lease | undefined;
           if (!holderA) throw new Error("acquireLease returned nothing for a free lease.");
-          await (operation === "release" ? holderA.release() : holderA.renew(30));
-          if (!holderB) {
-            if (operation === "renew") await sleep(60); // A renewed its own live lease: let it lapse first
-            holderB = await api.acquireLease(redis.newClient(), threadId, 5_000);
+          // A's first command of release/renew runs (say, a GET that sees A still owns the lease); then A stalls
+          // past its TTL and B takes the lease before A's next command.
+          const hold = holdNextReply(redis, ttlMs * 2 + 2_000 * check.slowness);
+          const acting = operation === "release" ? holderA.release() : holderA.renew(ttlMs);
+          await hold.held;
+          await sleep(ttlMs * 2);
+          const holderB = (await api.acquireLease(await clientFor(redis, check.learner), threadId, 5_000)) as Lease | undefined;
+          await acting;
+          hold.stop();
+          let owner = holderB;
+          if (!owner) {
+            // A's atomic renew extended its own live lease before the pause: let it lapse, then B takes over.
+            await sleep(ttlMs * 3);
+            owner = (await api.acquireLease(await clientFor(redis, check.learner), threadId, 5_000)) as Lease | undefined;
           }
-          if (!holderB) {
-            throw new Error(`After A's ${operation}() the lease could not be taken by B${operation === "renew" ? " once A's renewed lease expired" : ""}.`);
-          }
-          if (operation === "renew") await sleep(50);
-          const intruder = await api.acquireLease(redis.newClient(), threadId, 5_000);
+          if (!owner) throw new Error(`After A's ${operation}() and A's lease expiry, the lease could not be taken by B.`);
+          if (holderB && operation === "renew") await sleep(ttlMs * 2);
+          const intruder = await api.acquireLease(await clientFor(redis, check.learner), threadId, 5_000);
           if (intruder) {
-            throw new Error(withSeed(`A's ${operation}() checked ownership with a GET and acted with a separate command: the lease expired in between, B took it, and A's ${operation === "release" ? "DEL removed" : "PEXPIRE changed"} B's lease, so a third caller acquired it.`));
+            throw new Error(withSeed(`A's ${operation}() checked ownership and acted with a separate command: the lease expired in between, B took it, and A's ${operation === "release" ? "delete removed" : "extension changed"} B's lease, so a third caller acquired it.`));
           }
         } finally {
           await redis.close();
@@ -54,21 +62,25 @@ export function registerHiddenChecks(grader: Grader<LockingApi>): void {
   grader.excellence(
     "one Redis store instance shared by 10 concurrent callers on one client loses no update",
     {
-      hint: "A store instance serves concurrent requests: WATCH belongs to the connection, so callers sharing a client break each other's WATCH/MULTI. Use a Lua script (or a dedicated connection per transaction).",
+      hint: "A store instance serves concurrent requests: WATCH belongs to the connection, so callers sharing a client break each other's WATCH/MULTI. Use a Lua script, or a dedicated connection per transaction.",
       section: "compare-and-set-on-redis",
       weight: 1,
       visibility: "hidden",
       category: "concurrency",
     },
-    async (api) => {
-      const redis = await openRedis();
+    async (api, check) => {
+      const redis = await createTestRedis();
       try {
-        const shared = new api.RedisVersionedStore<Counter>(redis.newClient());
-        const threadId = threadIdFor(redis, "shared-client");
-        const outcome = await withinTime(runIncrementers(api, () => shared, shared, threadId, 10, 5), 8_000, "10 callers on one shared store");
-        if (outcome.unexpected.length > 0) throw new Error(withSeed(`A put on the shared store failed with something other than VersionConflictError: ${outcome.unexpected[0]}`));
-        if (outcome.final !== 50) {
-          throw new Error(withSeed(`10 callers sharing one store instance (one client) did 5 increments each and ended at ${String(outcome.final)}, not 50: the compare-and-set is not safe for concurrent use of one connection.`));
+        interleave(redis);
+        const shared = (await new api.RedisVersionedStore<Counter>(await clientFor(redis, check.learner))) as unknown as Store;
+        const threadId = opaqueId();
+        const fixture = await check.fixture<Fixture>("writers");
+        const report = await fixture.increment({ stores: Array.from({ length: 10 }, () => shared) as never, names: Array.from({ length: 10 }, (_, i) => `c${i}`), threadId, increments: 5, Conflict: api.VersionConflictError, start: async () => {}, seed: SEED });
+        redis.setJitter(0);
+        if (report.unexpected.length > 0) throw new Error(withSeed(`A put on the shared store failed with something other than VersionConflictError: ${report.unexpected[0]}`));
+        const final = (await shared.get(threadId))?.state.count;
+        if (final !== 50) {
+          throw new Error(withSeed(`10 callers sharing one store instance (one client) did 5 increments each and ended at ${String(final)}, not 50: the compare-and-set is not safe for concurrent use of one connection.`));
         }
       } finally {
         await redis.close();
@@ -79,29 +91,30 @@ export function registerHiddenChecks(grader: Grader<LockingApi>): void {
   grader.excellence(
     "tenants in different key namespaces never see each other's threads, and ttlMs expires a thread",
     {
-      hint: "Prefix every key with the store's namespace (one per tenant) and set PEXPIRE ttlMs in the same script as the write.",
+      hint: "Prefix every key with the store's namespace (one per tenant) and set the expiry (PEXPIRE ttlMs) in the same atomic step as the write.",
       section: "key-namespaces-and-ttl-for-many-tenants",
       weight: 1,
       visibility: "hidden",
       category: "multi-tenancy",
     },
-    async (api) => {
-      const redis = await openRedis();
+    async (api, check) => {
+      const redis = await createTestRedis();
       try {
-        const threadId = threadIdFor(redis, "tenant");
-        const tenantA = new api.RedisVersionedStore<Counter>(redis.client, { namespace: `${redis.runId}-tenant-a` });
-        const tenantB = new api.RedisVersionedStore<Counter>(redis.newClient(), { namespace: `${redis.runId}-tenant-b` });
+        const threadId = opaqueId();
+        const store = async (options: Record<string, unknown>) => (await new api.RedisVersionedStore<Counter>(await clientFor(redis, check.learner), options)) as unknown as Store;
+        const tenantA = await store({ namespace: `${opaqueId()}-a` });
+        const tenantB = await store({ namespace: `${opaqueId()}-b` });
         await tenantA.put(threadId, { count: 7, writer: "tenant A" }, 0);
         const leaked = await tenantB.get(threadId);
         if (leaked) throw new Error(`Tenant B read tenant A's thread (${JSON.stringify(leaked)}); the namespace must be part of every key.`);
         if ((await tenantB.put(threadId, { count: 1, writer: "tenant B" }, 0)) !== 1) throw new Error("Tenant B's first write to its own thread did not return version 1.");
         if ((await tenantA.get(threadId))?.state.writer !== "tenant A") throw new Error("Tenant B's write changed tenant A's thread.");
 
-        const shortLived = new api.RedisVersionedStore<Counter>(redis.client, { namespace: `${redis.runId}-ttl`, ttlMs: 40 });
+        const shortLived = await store({ namespace: opaqueId(), ttlMs: 40 });
         await shortLived.put(threadId, { count: 1, writer: "ttl" }, 0);
-        await sleep(80);
+        await sleep(100);
         const expired = await shortLived.get(threadId);
-        if (expired) throw new Error(`A thread written with ttlMs 40 was still there 80 ms later (${JSON.stringify(expired)}); set the expiry with every write.`);
+        if (expired) throw new Error(`A thread written with ttlMs 40 was still there 100 ms later (${JSON.stringify(expired)}); set the expiry with every write.`);
       } finally {
         await redis.close();
       }
@@ -116,20 +129,22 @@ export function registerHiddenChecks(grader: Grader<LockingApi>): void {
       weight: 1,
       visibility: "hidden",
       category: "high availability",
+      timeout: 20_000,
     },
-    async (api) => {
-      const redis = await openRedis();
+    async (api, check) => {
+      const redis = await createTestRedis();
       try {
-        let now = 0;
-        const outage = withOutage(redis.newClient());
-        const resilient = new api.ResilientStore<Counter>(new api.RedisVersionedStore<Counter>(outage.client), { probeIntervalMs: 1_000, now: () => now });
-        const threadId = threadIdFor(redis, "auto-recover");
+        const fixture = await check.fixture<Fixture>("writers");
+        const clock = await fixture.clock();
+        const primary = await new api.RedisVersionedStore<Counter>(await clientFor(redis, check.learner));
+        const resilient = await new api.ResilientStore<Counter>(primary as never, { probeIntervalMs: 1_000, now: clock.now });
+        const threadId = opaqueId();
         await resilient.put(threadId, { count: 1, writer: "healthy" }, 0);
-        outage.down();
+        redis.setOutage(true);
         const degraded = await resilient.put(threadId, { count: 2, writer: "degraded" }, 1).catch((error: unknown) => error);
         if (degraded instanceof Error || (degraded as { degraded?: boolean }).degraded !== true) throw new Error(`A put during the outage returned ${degraded instanceof Error ? describe(degraded) : JSON.stringify(degraded)}; expected degraded: true.`);
-        outage.up();
-        now += 1_500;
+        redis.setOutage(false);
+        await clock.advance(1_500);
         const back = await resilient.get(threadId);
         if (back?.degraded !== false || back.state.writer !== "degraded") {
           throw new Error(`Once Redis answered again and the probe interval had passed, get() returned ${JSON.stringify(back)}; it must reconcile, switch back and answer from Redis (degraded: false) with the state written during the outage.`);

@@ -4,7 +4,7 @@
  * when many clients (and many application instances) share the server.
  */
 import type { Redis } from "ioredis";
-import { StaleFencingTokenError, VersionConflictError } from "./errors.ts";
+import { LockingInputError, StaleFencingTokenError, VersionConflictError } from "./errors.ts";
 import { DEFAULT_NAMESPACE, threadKeys } from "./keys.ts";
 import { encodeState, validatePut, validateThreadId, type PutOptions, type Versioned, type VersionedStore } from "./versioned-store.ts";
 
@@ -42,6 +42,9 @@ export class RedisVersionedStore<S = unknown> implements VersionedStore<S> {
   ) {
     this.namespace = options.namespace ?? DEFAULT_NAMESPACE;
     this.ttlMs = options.ttlMs ?? 0;
+    if (!Number.isSafeInteger(this.ttlMs) || this.ttlMs < 0) {
+      throw new LockingInputError(`Invalid ttlMs (${String(options.ttlMs)}): use a whole number of milliseconds, 1 or more (or leave it out for no expiry). Example: 86_400_000.`);
+    }
     threadKeys(this.namespace, "probe"); // refuse a bad namespace now, not on the first write
   }
 

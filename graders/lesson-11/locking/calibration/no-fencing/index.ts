@@ -7,10 +7,10 @@ import {
   RedisVersionedStore as ReferenceRedisStore,
   SqliteVersionedStore as ReferenceSqliteStore,
   type PutOptions,
-} from "../../../../../solutions/lesson-11/locking/index.ts";
-import { validatePut } from "../../../../../solutions/lesson-11/locking/versioned-store.ts";
+} from "./base/index.ts";
+import { validatePut } from "./base/versioned-store.ts";
 
-export * from "../../../../../solutions/lesson-11/locking/index.ts";
+export * from "./base/index.ts";
 
 export class SqliteVersionedStore<S = unknown> extends ReferenceSqliteStore<S> {
   override async put(threadId: string, state: S, expectedVersion: number, options?: PutOptions): Promise<number> {

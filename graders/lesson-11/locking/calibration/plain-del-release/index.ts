@@ -5,12 +5,12 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
-import { DEFAULT_NAMESPACE, threadKeys } from "../../../../../solutions/lesson-11/locking/keys.ts";
-import type { Lease, LeaseOptions } from "../../../../../solutions/lesson-11/locking/lease.ts";
-import { LockingInputError } from "../../../../../solutions/lesson-11/locking/errors.ts";
-import { validateThreadId } from "../../../../../solutions/lesson-11/locking/versioned-store.ts";
+import { DEFAULT_NAMESPACE, threadKeys } from "./base/keys.ts";
+import type { Lease, LeaseOptions } from "./base/lease.ts";
+import { LockingInputError } from "./base/errors.ts";
+import { validateThreadId } from "./base/versioned-store.ts";
 
-export * from "../../../../../solutions/lesson-11/locking/index.ts";
+export * from "./base/index.ts";
 
 const ACQUIRE_SCRIPT = `
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return redis.call('INCR', KEYS[2]) end

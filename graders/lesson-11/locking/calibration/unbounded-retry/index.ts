@@ -4,11 +4,11 @@
  * that always conflicts) keeps the caller busy for ever. Everything else is the reference.
  */
 import { setTimeout as sleepFor } from "node:timers/promises";
-import { VersionConflictError } from "../../../../../solutions/lesson-11/locking/errors.ts";
-import { backoffDelay, type RetryOptions, type RetryResult } from "../../../../../solutions/lesson-11/locking/retry.ts";
-import type { VersionedStore } from "../../../../../solutions/lesson-11/locking/versioned-store.ts";
+import { VersionConflictError } from "./base/errors.ts";
+import { backoffDelay, type RetryOptions, type RetryResult } from "./base/retry.ts";
+import type { VersionedStore } from "./base/versioned-store.ts";
 
-export * from "../../../../../solutions/lesson-11/locking/index.ts";
+export * from "./base/index.ts";
 
 export async function updateWithRetry<S>(store: VersionedStore<S>, threadId: string, update: (current: S | undefined) => S | Promise<S>, options: RetryOptions): Promise<RetryResult<S>> {
   const sleep = options.sleep ?? ((ms: number) => sleepFor(ms));

@@ -4,10 +4,10 @@
  * silently replaces a newer one (lost update). Everything else is the reference.
  */
 import Database from "better-sqlite3";
-import { encodeState, validatePut, validateThreadId, type PutOptions, type Versioned, type VersionedStore } from "../../../../../solutions/lesson-11/locking/versioned-store.ts";
+import { encodeState, validatePut, validateThreadId, type PutOptions, type Versioned, type VersionedStore } from "./base/versioned-store.ts";
 
-export * from "../../../../../solutions/lesson-11/locking/index.ts";
-import { RedisVersionedStore as ReferenceRedisStore } from "../../../../../solutions/lesson-11/locking/redis-store.ts";
+export * from "./base/index.ts";
+import { RedisVersionedStore as ReferenceRedisStore } from "./base/redis-store.ts";
 
 export class SqliteVersionedStore<S = unknown> implements VersionedStore<S> {
   private readonly db: Database.Database;

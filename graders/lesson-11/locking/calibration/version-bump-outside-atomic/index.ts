@@ -6,11 +6,11 @@
  * Everything else is the reference.
  */
 import Database from "better-sqlite3";
-import { StaleFencingTokenError, VersionConflictError } from "../../../../../solutions/lesson-11/locking/errors.ts";
-import { encodeState, validatePut, validateThreadId, type PutOptions, type Versioned, type VersionedStore } from "../../../../../solutions/lesson-11/locking/versioned-store.ts";
+import { StaleFencingTokenError, VersionConflictError } from "./base/errors.ts";
+import { encodeState, validatePut, validateThreadId, type PutOptions, type Versioned, type VersionedStore } from "./base/versioned-store.ts";
 
-export * from "../../../../../solutions/lesson-11/locking/index.ts";
-import { RedisVersionedStore as ReferenceRedisStore } from "../../../../../solutions/lesson-11/locking/redis-store.ts";
+export * from "./base/index.ts";
+import { RedisVersionedStore as ReferenceRedisStore } from "./base/redis-store.ts";
 
 // Checks version and fence, writes the state, but leaves the version as it was.
 const WRITE_STATE_SCRIPT = `
