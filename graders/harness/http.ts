@@ -1,138 +1,32 @@
 /**
  * Drives a submission's HTTP server from a grader.
  *
- * Parent side (the grader): `startServerProcess` forks a child entry, a .ts
- * file written per unit that loads the submission with
- * `#harness/implementation.ts` and listens on an ephemeral 127.0.0.1 port.
- * The grader talks to it over real HTTP with `post`, which reads JSON answers
- * and Server-Sent Events alike (eventsource-parser), never waits past its
- * timeout, and reports what it saw. A separate process is what makes a
- * restart check honest: kill it, start a new one on the same files, and only
- * what was persisted survives. The child starts as learner-process.ts
- * describes: TypeScript hooks and the engine's sandbox flags, like the grader.
- *
- * Child side: `runServerChild` listens, reports the port over IPC, answers
- * control messages from the grader (e.g. "advance the clock"), and exits when
- * the grader goes away.
+ * The server runs in a learner process (kit/sandbox/): the grader calls the
+ * learner's exported factory there (through a learner-side fixture that
+ * listens on 127.0.0.1:0 and returns the port), then `reach(learner, port)`
+ * gives a URL the trusted side can use: inside the sandbox the learner has
+ * its own network namespace, and kit/sandbox/forward.ts bridges to it.
+ * `post` talks real HTTP to it, reading JSON answers and Server-Sent Events
+ * alike (eventsource-parser), records when each event arrived, never waits
+ * past its timeout, and reports what it saw. A restart is a real one: SIGKILL
+ * the learner process, start another on the same files; only what was
+ * persisted survives.
  */
-import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { createParser } from "eventsource-parser";
-import { forkLearnerProcess } from "./learner-process.ts";
+import { forwardToLearner, type Forward } from "../../kit/sandbox/forward.ts";
+import type { LearnerProcess } from "../../kit/sandbox/learner.ts";
 
-// ---- parent side ------------------------------------------------------------------
-
-export interface ServerProcess {
-  /** `http://127.0.0.1:<port>` */
-  baseUrl: string;
-  pid: number;
-  /** Sends a control message to the child and waits for its answer. */
-  control<T = unknown>(command: string, payload?: unknown): Promise<T>;
-  /** SIGKILL, as a crash would: nothing the child has not persisted survives. */
-  kill(): Promise<void>;
-  /** Asks the child to close its server, then kills it if it does not exit in time. */
-  stop(): Promise<void>;
-  /** The child's stderr so far (the last few KiB), for failure messages. */
-  stderr(): string;
-}
-
-export class ServerStartError extends Error {
-  override name = "ServerStartError";
-}
-
-export interface StartServerOptions {
-  /** Absolute path of the child entry (a .ts file). */
-  entry: string;
-  /** Extra environment for the child; CHECKPOINT_KIT_UNIT_DIR and the rest of the grader's environment pass through. */
-  env?: Record<string, string>;
-  readyTimeoutMs?: number;
-  /** V8 heap limit of the child, in MB. */
-  memoryMb?: number;
-}
-
-type ChildMessage =
-  | { type: "listening"; port: number }
-  | { type: "failed"; message: string }
-  | { type: "reply"; id: number; ok: true; value: unknown }
-  | { type: "reply"; id: number; ok: false; message: string };
-
-
-export async function startServerProcess(options: StartServerOptions): Promise<ServerProcess> {
-  const { child, stderr } = forkLearnerProcess(options.entry, { env: { ...process.env, ...options.env }, memoryMb: options.memoryMb });
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new ServerStartError(`The server process did not start listening within ${options.readyTimeoutMs ?? 15_000} ms.${tail(stderr())}`));
-    }, options.readyTimeoutMs ?? 15_000);
-    const onMessage = (message: ChildMessage) => {
-      if (message.type === "listening") {
-        clearTimeout(timer);
-        child.off("exit", onExit);
-        resolve(message.port);
-      } else if (message.type === "failed") {
-        clearTimeout(timer);
-        child.kill("SIGKILL");
-        reject(new ServerStartError(message.message));
-      }
-    };
-    const onExit = (code: number | null, signal: string | null) => {
-      clearTimeout(timer);
-      reject(new ServerStartError(`The server process exited (${signal ?? `code ${code}`}) before it was listening.${tail(stderr())}`));
-    };
-    child.on("message", onMessage);
-    child.once("exit", onExit);
-  });
-
-  let nextId = 1;
-  const pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
-  child.on("message", (message: ChildMessage) => {
-    if (message.type !== "reply") return;
-    const waiter = pending.get(message.id);
-    pending.delete(message.id);
-    if (message.ok) waiter?.resolve(message.value);
-    else waiter?.reject(new Error(message.message));
-  });
-  child.once("exit", () => {
-    for (const waiter of pending.values()) waiter.reject(new Error("the server process exited"));
-    pending.clear();
-  });
-
-  const killAndWait = async (signal: NodeJS.Signals) => {
-    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-    await exited;
-  };
-
-  return {
-    baseUrl: `http://127.0.0.1:${port}`,
-    pid: child.pid ?? -1,
-    control<T>(command: string, payload?: unknown) {
-      return new Promise<T>((resolve, reject) => {
-        const id = nextId++;
-        pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
-        child.send({ type: "control", id, command, payload });
-      });
-    },
-    kill: () => killAndWait("SIGKILL"),
-    async stop() {
-      const timer = setTimeout(() => child.kill("SIGKILL"), 2000);
-      await killAndWait("SIGTERM");
-      clearTimeout(timer);
-    },
-    stderr,
-  };
-}
-
-function tail(stderr: string): string {
-  const text = stderr.trim();
-  return text === "" ? "" : ` Its stderr ended with: ${text.slice(-800)}`;
+/** A URL on the trusted side for `port` of the learner's loopback (forwarded when the learner is sandboxed). */
+export function reach(learner: LearnerProcess, port: number): Promise<Forward> {
+  return forwardToLearner(learner, port);
 }
 
 // ---- HTTP client -----------------------------------------------------------------
 
 export interface SseEvent {
   event: string;
+  /** performance.now() when the event was parsed on the trusted side. */
+  at: number;
   /** The parsed JSON of the data line, or the raw text when it is not JSON. */
   data: unknown;
   raw: string;
@@ -155,6 +49,8 @@ export interface Exchange {
 
 export interface RequestOptions {
   timeoutMs?: number;
+  /** Called as each event arrives (before the response has ended). */
+  onEvent?: (event: SseEvent) => void;
   headers?: Record<string, string>;
 }
 
@@ -175,7 +71,11 @@ export async function post(baseUrl: string, path: string, body: unknown, options
     exchange.contentType = response.headers.get("content-type") ?? "";
     const isStream = exchange.contentType.startsWith("text/event-stream");
     const parser = createParser({
-      onEvent: (message) => exchange.events.push({ event: message.event ?? "message", data: parseJson(message.data), raw: message.data }),
+      onEvent: (message) => {
+        const event: SseEvent = { event: message.event ?? "message", at: performance.now(), data: parseJson(message.data), raw: message.data };
+        exchange.events.push(event);
+        options.onEvent?.(event);
+      },
     });
     const decoder = new TextDecoder();
     if (response.body) {
@@ -218,47 +118,4 @@ export function describeExchange(exchange: Exchange): string {
       : `body ${exchange.text === "" ? "(empty)" : exchange.text}`;
   const capped = content.length > 600 ? `${content.slice(0, 600)}…` : content;
   return `status ${exchange.status}, ${capped}${exchange.ended ? "" : " (and the response never ended)"}`;
-}
-
-// ---- child side ------------------------------------------------------------------
-
-export type ControlHandler = (command: string, payload: unknown) => unknown | Promise<unknown>;
-
-/**
- * The body of a child entry: build the server (importing the submission may
- * throw: that is reported as a start failure, not a crash), listen on an
- * ephemeral port, report it, and serve control messages until the grader leaves.
- */
-export async function runServerChild(build: () => Promise<{ server: Server; close?: () => Promise<void> }>, onControl: ControlHandler = () => undefined): Promise<void> {
-  const send = (message: ChildMessage) => process.send?.(message);
-  let built: { server: Server; close?: () => Promise<void> };
-  try {
-    built = await build();
-    await new Promise<void>((resolve, reject) => {
-      built.server.once("error", reject);
-      built.server.listen(0, "127.0.0.1", () => resolve());
-    });
-  } catch (error) {
-    send({ type: "failed", message: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
-    // Let the message flush before exiting.
-    setTimeout(() => process.exit(1), 50);
-    return;
-  }
-  process.on("message", (message: { type?: string; id?: number; command?: string; payload?: unknown }) => {
-    if (message.type !== "control" || typeof message.id !== "number") return;
-    const id = message.id;
-    Promise.resolve()
-      .then(() => onControl(message.command ?? "", message.payload))
-      .then(
-        (value) => send({ type: "reply", id, ok: true, value: value ?? null }),
-        (error: unknown) => send({ type: "reply", id, ok: false, message: error instanceof Error ? error.message : String(error) }),
-      );
-  });
-  // The grader went away (finished or was killed): nobody will talk to this server again.
-  process.on("disconnect", () => process.exit(0));
-  process.on("SIGTERM", () => {
-    const closing = built.close?.() ?? new Promise<void>((resolve) => built.server.close(() => resolve()));
-    void closing.finally(() => process.exit(0));
-  });
-  send({ type: "listening", port: (built.server.address() as AddressInfo).port });
 }

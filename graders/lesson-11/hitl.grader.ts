@@ -1,17 +1,17 @@
 /**
  * Grader of lesson-11 / hitl: human in the loop over a streaming API.
  *
- * The submission's server runs in a child process on an ephemeral port and is
- * driven over real HTTP (fetch + an SSE parser). Its effects are injected and
- * append to a ledger file, so every check counts side effects from outside.
+ * The submission's server runs in a learner process (started through its
+ * createHitlServer) and is driven over real HTTP (fetch + an SSE parser).
+ * Its effects are trusted-side functions that record into a ledger here, so
+ * every check counts side effects where the submission cannot edit them.
  * Core: the review stop, approve, reject, request validation, message
- * history, errors inside the graph. Excellence: double and concurrent
- * approvals, edit, a restart between interrupt and resume, expiry, and
+ * history, errors inside the graph, a restart between interrupt and resume.
+ * Excellence: double and concurrent approvals, edit, expiry, and
  * pre-interrupt work that does not run twice.
  */
 import { defineGrader, hiddenChecksEnabled } from "#harness/check.ts";
-import { describeExchange, post } from "#harness/http.ts";
-import { ADVANCE_CLOCK, FAIL_DRAFT_MARKER } from "./hitl/fixture.ts";
+import { describeExchange, type SseEvent } from "#harness/http.ts";
 import {
   CHAT_PATH,
   REVIEW_TTL_MS,
@@ -31,12 +31,16 @@ import {
   resume,
   sharedServer,
   stagesOf,
-  startHitlProcess,
+  FIXTURE,
+  FIXTURE_PATH,
+  kill,
+  ownServer,
+  send,
   type HitlApi,
 } from "./hitl/driver.ts";
 import { isDeepStrictEqual } from "node:util";
 
-const grader = defineGrader<HitlApi>({ lesson: "lesson-11", unit: "hitl", exports: ["createHitlServer"] });
+const grader = defineGrader<HitlApi>({ lesson: "lesson-11", unit: "hitl", exports: ["createHitlServer"], fixtures: { [FIXTURE]: FIXTURE_PATH } });
 
 // ---- core ------------------------------------------------------------------------
 
@@ -49,9 +53,9 @@ grader.core(
     // Includes starting the shared server process.
     timeout: 20_000,
   },
-  async () => {
-    const server = await sharedServer();
-    const who = newSession("review-stop");
+  async (api, check) => {
+    const server = await sharedServer(api, check);
+    const who = newSession();
     const answer = await chat(server, who, newQuery());
     const review = expectReview(answer, "POST /graph_v2/chat/stream with enable_human_review: true");
     const stages = stagesOf(answer);
@@ -80,9 +84,9 @@ grader.core(
     section: "answering-a-review",
     weight: 2,
   },
-  async () => {
-    const server = await sharedServer();
-    const who = newSession("approve");
+  async (api, check) => {
+    const server = await sharedServer(api, check);
+    const who = newSession();
     const review = expectReview(await chat(server, who, newQuery()), "The first turn");
     const answer = await resume(server, who, "approve");
     const final = expectFinal(answer, "POST /graph/resume with action approve");
@@ -108,9 +112,9 @@ grader.core(
     hint: "On reject, route from the review node to END (or to a revise node) without calling publish, and send final_result with status \"rejected\" and result null.",
     section: "answering-a-review",
   },
-  async () => {
-    const server = await sharedServer();
-    const who = newSession("reject");
+  async (api, check) => {
+    const server = await sharedServer(api, check);
+    const who = newSession();
     expectReview(await chat(server, who, newQuery()), "The first turn");
     const final = expectFinal(await resume(server, who, "reject"), "POST /graph/resume with action reject");
     if (final.status !== "rejected") fail(`After reject, final_result.status must be "rejected"; got ${json(final.status)}.`);
@@ -126,9 +130,9 @@ grader.core(
     hint: "Parse bodies with a zod schema and answer 400 with the path of the first issue in the message; catch JSON.parse errors (400); stop reading past a size limit (413). Never let these reach a 500.",
     section: "validating-requests",
   },
-  async () => {
-    const server = await sharedServer();
-    const who = newSession("validation");
+  async (api, check) => {
+    const server = await sharedServer(api, check);
+    const who = newSession();
     const query = newQuery();
     const cases: Array<{ path: string; body: unknown; field: string }> = [
       { path: CHAT_PATH, body: { user_id: who.user_id, query }, field: "session_id" },
@@ -139,16 +143,16 @@ grader.core(
       { path: RESUME_PATH, body: { ...who, approved: "true", action: "approve" }, field: "approved" },
     ];
     for (const { path, body, field } of cases) {
-      const answer = await post(server.baseUrl, path, body);
+      const answer = await send(server, path, body);
       const what = `POST ${path} with ${json(body)}`;
       expectRefusal(answer, [400], what);
       if (!answer.text.includes(field)) fail(`${what}: the 400 answer must name the field "${field}"; got ${describeExchange(answer)}.`);
     }
     for (const path of [CHAT_PATH, RESUME_PATH]) {
-      const malformed = await post(server.baseUrl, path, `{"user_id": "${who.user_id}", "session_id": `);
+      const malformed = await send(server, path, `{"user_id": "${who.user_id}", "session_id": `);
       expectRefusal(malformed, [400], `POST ${path} with a truncated JSON body`);
     }
-    const oversize = await post(server.baseUrl, CHAT_PATH, { ...who, query: "x".repeat(256 * 1024) });
+    const oversize = await send(server, CHAT_PATH, { ...who, query: "x".repeat(256 * 1024) });
     expectRefusal(oversize, [413], `POST ${CHAT_PATH} with a 256 KiB body`);
     if (effectCalls(server, who, "writeDraft").length > 0) fail("A request refused by validation still ran the graph (writeDraft was called); validate before running anything.");
   },
@@ -160,11 +164,11 @@ grader.core(
     hint: "Read the session's latest checkpoint first: no checkpoint -> 404; a checkpoint with no pending review (and no earlier answer to replay) -> 409, with a sentence saying why.",
     section: "answering-a-review",
   },
-  async () => {
-    const server = await sharedServer();
-    const unknown = newSession("unknown");
+  async (api, check) => {
+    const server = await sharedServer(api, check);
+    const unknown = newSession();
     expectRefusal(await resume(server, unknown, "approve"), [404], "POST /graph/resume for a session that never started");
-    const finished = newSession("nothing-pending");
+    const finished = newSession();
     expectFinal(await chat(server, finished, newQuery(), false), "A turn with enable_human_review: false");
     expectRefusal(await resume(server, finished, "approve"), [409], "POST /graph/resume for a session whose turn finished without a review");
     if (effectCalls(server, finished, "publish").length !== 1) {
@@ -180,13 +184,13 @@ grader.core(
     section: "message-history-across-turns",
     weight: 2,
   },
-  async () => {
-    const server = await sharedServer();
-    const who = newSession("history");
+  async (api, check) => {
+    const server = await sharedServer(api, check);
+    const who = newSession();
     const [first, second, elsewhere] = [newQuery(), newQuery(), newQuery()];
     expectFinal(await chat(server, who, first, false), "The first turn");
     expectFinal(await chat(server, who, second, false), "The second turn of the same session");
-    const other = newSession("history-other");
+    const other = newSession();
     expectFinal(await chat(server, other, elsewhere, false), "The first turn of another session");
 
     const userMessages = (messages: unknown) =>
@@ -211,10 +215,14 @@ grader.core(
     hint: "Wrap the stream loop in try/catch/finally: on an error send `event: error` with a short message (no stack), and always end the response. The failed turn must not leave the session unusable.",
     section: "errors-inside-the-graph",
   },
-  async () => {
-    const server = await sharedServer();
-    const who = newSession("graph-error");
-    const answer = await chat(server, who, `${newQuery()} ${FAIL_DRAFT_MARKER}`);
+  async (api, check) => {
+    const server = await sharedServer(api, check);
+    const who = newSession();
+    server.ledger.gate(who.session_id, "writeDraft", async () => {
+      throw new Error("the draft model is unavailable");
+    });
+    const answer = await chat(server, who, newQuery());
+    server.ledger.gate(who.session_id, "writeDraft", async () => {});
     expectStream(answer, "A turn whose writeDraft throws");
     expectNoStack(answer, "A turn whose writeDraft throws");
     const error = answer.events.find((event) => event.event === "error");
@@ -230,7 +238,102 @@ grader.core(
   },
 );
 
+grader.core(
+  "a pending review survives a server restart: a new process on the same SQLite file resumes it",
+  {
+    hint: "Keep nothing about a pending review in process memory (no MemorySaver, no Map of reviews, no lock or lease that only the dead process could release): read it from the SQLite checkpointer on resume, so any process opened on the same file can answer it.",
+    section: "where-the-pending-review-lives",
+    weight: 2,
+    // Starts two server processes.
+    timeout: 20_000,
+  },
+  async (_api, check) => {
+    const before = await ownServer(check);
+    const who = newSession();
+    const review = expectReview(await chat(before, who, newQuery()), "The first turn");
+    // The deploy: the process dies (SIGKILL, no clean shutdown) right after it asked, and a new one opens the same file.
+    await kill(before);
+    const after = await ownServer(check, { dbPath: before.dbPath, ledger: before.ledger });
+    const answer = await resume(after, who, "approve");
+    const what = "An approve sent to a new server process on the same SQLite file, right after the old one was killed";
+    if (answer.status === 0 || [409, 423, 429, 503].includes(answer.status)) {
+      fail(
+        `${what}: ${describeExchange(answer)}. The likely cause is a lock or lease left by the killed process (a lock file, a lease row, ` +
+          `a "running" flag in the checkpoint): a process that died cannot release it, so a new process must not wait for it or be refused by it ` +
+          `(take it over when its holder is gone, or do not hold one past the response).`,
+      );
+    }
+    if (answer.status === 404) {
+      fail(`${what}: 404, the session was not found. The pending review lived only in the killed process's memory; keep it in the SQLite checkpoint. Got ${describeExchange(answer)}.`);
+    }
+    const final = expectFinal(answer, what);
+    if (final.status !== "published") fail(`After the restart, approve must publish; final_result.status was ${json(final.status)}.`);
+    const published = effectCalls(after, who, "publish");
+    if (published.length !== 1 || !isDeepStrictEqual(published[0]?.args, review.pending_action.args)) {
+      fail(`After the restart, publish must run once with the reviewed arguments ${json(review.pending_action.args)}; it ran with ${json(published.map((call) => call.args))}.`);
+    }
+    if (effectCalls(after, who, "writeDraft").length !== 1) fail("After the restart, the resume drafted again; continue the checkpointed run instead.");
+  },
+);
+
 // ---- excellence -------------------------------------------------------------------
+
+grader.excellence(
+  "events are sent as they happen: each stage reaches the client while the next node is still running, after a resume too",
+  {
+    hint: "Write each event to the response as soon as its node finishes (res.write per event, headers flushed first), never collect them and send them at the end: a reviewer waiting on a slow model must see progress.",
+    section: "streaming-stages-and-the-review-stop",
+    weight: 2,
+    // A buffering server is held at each gate for the full wait.
+    timeout: 30_000,
+  },
+  async (api, check) => {
+    const server = await sharedServer(api, check);
+    const who = newSession();
+    // How long a node is held waiting for the previous stage to reach the client; only a buffering server waits it out.
+    const holdMs = 3_000 * check.slowness;
+    const seen = new Set<string>();
+    const waiters: Array<() => void> = [];
+    const onEvent = (event: SseEvent) => {
+      const stage = (event.data as { stage?: unknown } | undefined)?.stage;
+      if (event.event === "stage" && typeof stage === "string") seen.add(stage);
+      for (const wake of waiters.splice(0)) wake();
+    };
+    const arrived = (stage: string) =>
+      new Promise<boolean>((resolve) => {
+        const deadline = setTimeout(() => resolve(seen.has(stage)), holdMs);
+        const look = () => {
+          if (seen.has(stage)) {
+            clearTimeout(deadline);
+            resolve(true);
+          } else waiters.push(look);
+        };
+        look();
+      });
+    let draftedLive: boolean | undefined;
+    let approvedLive: boolean | undefined;
+    // checkPolicy (node "check") starts only after "drafted" was sent; hold it until the client has that event.
+    server.ledger.gate(who.session_id, "checkPolicy", async () => void (draftedLive = await arrived("drafted")));
+    server.ledger.gate(who.session_id, "publish", async () => void (approvedLive = await arrived("approved")));
+    const first = await chat(server, who, newQuery(), true, { onEvent, timeoutMs: server.timeoutMs + holdMs });
+    expectReview(first, "The first turn");
+    if (draftedLive !== true) {
+      fail(
+        `While the check node was running (held ${Math.round(holdMs / 1000)} s), the client had not received the stage event "drafted" ` +
+          `of the node before it: the server holds events back and sends them later (buffered until the end?). Got ${describeExchange(first)}.`,
+      );
+    }
+    const second = await resume(server, who, "approve", {}, { onEvent, timeoutMs: server.timeoutMs + holdMs });
+    expectFinal(second, "The approve");
+    const stages = stagesOf(second);
+    if (stages.indexOf("approved") < 0 || stages.indexOf("published") < stages.indexOf("approved")) {
+      fail(`The resumed run must stream its own stage events, "approved" then "published", before final_result; its stages were [${stages.join(", ")}].`);
+    }
+    if (approvedLive !== true) {
+      fail(`While publish was running after the approve (held ${Math.round(holdMs / 1000)} s), the client had not received the stage event "approved": the resumed run's events are held back and sent later.`);
+    }
+  },
+);
 
 grader.excellence(
   "approving twice (a retried request) runs the side effect once and returns the same result",
@@ -239,9 +342,9 @@ grader.excellence(
     section: "double-approvals-and-concurrent-resumes",
     weight: 2,
   },
-  async () => {
-    const server = await sharedServer();
-    const who = newSession("double-approve");
+  async (api, check) => {
+    const server = await sharedServer(api, check);
+    const who = newSession();
     expectReview(await chat(server, who, newQuery()), "The first turn");
     const first = expectFinal(await resume(server, who, "approve"), "The first approve");
     const again = await resume(server, who, "approve");
@@ -261,9 +364,9 @@ grader.excellence(
     section: "double-approvals-and-concurrent-resumes",
     weight: 2,
   },
-  async () => {
-    const server = await sharedServer();
-    const who = newSession("concurrent");
+  async (api, check) => {
+    const server = await sharedServer(api, check);
+    const who = newSession();
     expectReview(await chat(server, who, newQuery()), "The first turn");
     const answers = await Promise.all([resume(server, who, "approve"), resume(server, who, "approve")]);
     const published = effectCalls(server, who, "publish");
@@ -289,9 +392,9 @@ grader.excellence(
     hint: "Pass the edited arguments as the resume value; in the review node merge them over the pending action's arguments and let publish run with the result.",
     section: "answering-a-review",
   },
-  async () => {
-    const server = await sharedServer();
-    const who = newSession("edit");
+  async (api, check) => {
+    const server = await sharedServer(api, check);
+    const who = newSession();
     const review = expectReview(await chat(server, who, newQuery()), "The first turn");
     const edited = { title: review.pending_action.args.title, body: `${review.pending_action.args.body} (edited: ${newQuery()})` };
     const final = expectFinal(await resume(server, who, "edit", { edited_args: edited }), "POST /graph/resume with action edit");
@@ -304,41 +407,16 @@ grader.excellence(
 );
 
 grader.excellence(
-  "a pending review survives a server restart: a new process on the same SQLite file resumes it",
-  {
-    hint: "Keep nothing about a pending review in process memory: read it from the SQLite checkpointer on resume, so any process opened on the same file can answer it.",
-    section: "where-the-pending-review-lives",
-    weight: 2,
-    // Starts two server processes.
-    timeout: 20_000,
-  },
-  async () => {
-    const before = await startHitlProcess();
-    const who = newSession("restart");
-    const review = expectReview(await chat(before, who, newQuery()), "The first turn");
-    await before.process.kill();
-    const after = await startHitlProcess(before.dir);
-    const final = expectFinal(await resume(after, who, "approve"), "An approve sent to a new server process on the same SQLite file");
-    if (final.status !== "published") fail(`After the restart, approve must publish; final_result.status was ${json(final.status)}.`);
-    const published = effectCalls(after, who, "publish");
-    if (published.length !== 1 || !isDeepStrictEqual(published[0]?.args, review.pending_action.args)) {
-      fail(`After the restart, publish must run once with the reviewed arguments ${json(review.pending_action.args)}; it ran with ${json(published.map((call) => call.args))}.`);
-    }
-    if (effectCalls(after, who, "writeDraft").length !== 1) fail("After the restart, the resume drafted again; continue the checkpointed run instead.");
-  },
-);
-
-grader.excellence(
   "a pending review expires after the configured time and is then refused with 410, without running the side effect",
   {
     hint: "Store the review's deadline (now() + reviewTtlMs) in the checkpoint when you ask; on resume compare it with now() and answer 410 Gone once it has passed.",
     section: "expiring-a-pending-review",
   },
-  async () => {
-    const server = await sharedServer();
-    const who = newSession("expiry");
+  async (api, check) => {
+    const server = await sharedServer(api, check);
+    const who = newSession();
     expectReview(await chat(server, who, newQuery()), "The first turn");
-    await server.process.control(ADVANCE_CLOCK, { ms: REVIEW_TTL_MS + 1000 });
+    await server.advanceClock(REVIEW_TTL_MS + 1000);
     expectRefusal(await resume(server, who, "approve"), [410], `An approve sent ${REVIEW_TTL_MS / 1000 + 1} s after the review was asked (reviewTtlMs ${REVIEW_TTL_MS})`);
     if (effectCalls(server, who, "publish").length > 0) fail("An expired review was approved anyway: publish ran.");
   },
@@ -350,9 +428,9 @@ grader.excellence(
     hint: "The node that calls interrupt() re-runs from its start on resume: move the policy check (and anything expensive or effectful) into an earlier node, or keep its result in the state and reuse it.",
     section: "interrupt-semantics",
   },
-  async () => {
-    const server = await sharedServer();
-    const who = newSession("pre-interrupt");
+  async (api, check) => {
+    const server = await sharedServer(api, check);
+    const who = newSession();
     expectReview(await chat(server, who, newQuery()), "The first turn");
     expectFinal(await resume(server, who, "approve"), "The approve");
     const checks = effectCalls(server, who, "checkPolicy");

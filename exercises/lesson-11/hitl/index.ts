@@ -31,8 +31,8 @@
  *   410 resume of a review older than reviewTtlMs
  * Never a 500 with a stack trace, never a response left open.
  *
- * Semantics the grader checks (each runs your server in a child process and counts the
- * injected effects from outside):
+ * Semantics the grader checks (it starts your server in a separate process through
+ * createHitlServer, talks to it over HTTP, and counts the injected effects from outside):
  * - the stream sends drafted, checked, then human_review_required, and publish has not run;
  * - approve continues the checkpointed run (Command({ resume })): publish runs once with the
  *   reviewed arguments, writeDraft does not run again, final_result carries publish's result;
@@ -41,10 +41,13 @@
  * - a second turn of a session sees the first turn's messages (existing + new user message),
  *   and a new session does not;
  * - writeDraft throwing ends the stream with an `error` event, and the session still works;
- * - excellence: approving twice returns the same final_result and publishes once; two
- *   concurrent approves publish once; edit publishes the edited arguments; a new process on
- *   the same SQLite file resumes a pending review; a review expires after reviewTtlMs (410);
- *   checkPolicy runs once per review although the interrupted node re-runs on resume.
+ * - a new process on the same SQLite file (the old one killed with SIGKILL right after it
+ *   asked) resumes a pending review: nothing about a review may live only in memory;
+ * - excellence: events are written as they happen (not buffered until the run ends);
+ *   approving twice returns the same final_result and publishes once; two concurrent
+ *   approves publish once; edit publishes the edited arguments; a review expires after
+ *   reviewTtlMs (410); checkPolicy runs once per review although the interrupted node
+ *   re-runs on resume.
  */
 import type { Server } from "node:http";
 

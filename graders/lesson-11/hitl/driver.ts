@@ -1,28 +1,31 @@
 /**
- * How the hitl checks drive a submission: server processes (one shared by
- * the independent checks, fresh ones where a check needs its own), unique
- * seeded sessions, the two endpoints, and readers that turn an answer into
- * the event a check expects or a failure sentence about the learner's server.
+ * How the hitl checks drive a submission: its server started in a learner
+ * process (the shared one for the independent checks, spawned ones where a
+ * check kills and restarts it), reached over real HTTP, opaque seeded
+ * sessions, the two endpoints, and readers that turn an answer into the event
+ * a check expects or a failure sentence about the learner's server.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { afterAll } from "vitest";
 import { z } from "zod";
-import { describeExchange, post, startServerProcess, type Exchange, type ServerProcess } from "#harness/http.ts";
+import type { CheckContext } from "#harness/check.ts";
+import { describeExchange, post, reach, type Exchange, type RequestOptions } from "#harness/http.ts";
 import { seededRandom, withSeed } from "#harness/seed.ts";
+import type { LearnerProcess } from "../../../kit/sandbox/learner.ts";
 import type * as Api from "../../../solutions/lesson-11/hitl/index.ts";
-import { ENV, readLedger, type LedgerEntry } from "./fixture.ts";
+import { Ledger, type EffectName, type LedgerEntry } from "./fixture.ts";
 
 export type HitlApi = typeof Api;
+type LearnerFixture = typeof import("./learner-fixture.ts");
+
+export const FIXTURE = "hitl-server";
+export const FIXTURE_PATH = new URL("./learner-fixture.ts", import.meta.url).pathname;
 
 export const CHAT_PATH = "/graph_v2/chat/stream";
 export const RESUME_PATH = "/graph/resume";
 /** The review deadline the grader configures; the expiry check moves the clock past it. */
 export const REVIEW_TTL_MS = 60_000;
-
-const CHILD_ENTRY = fileURLToPath(new URL("./server-process.ts", import.meta.url));
+/** How long one request may take on a calm machine before the driver gives up on it. */
+const REQUEST_MS = 5_000;
 
 export function fail(message: string): never {
   throw new Error(withSeed(message));
@@ -30,52 +33,77 @@ export function fail(message: string): never {
 
 // ---- server processes --------------------------------------------------------
 
-export interface HitlProcess {
+export interface HitlServer {
   baseUrl: string;
-  process: ServerProcess;
-  /** Directory holding the SQLite file and the ledger; a restart reuses it. */
-  dir: string;
-  ledger(sessionId: string): LedgerEntry[];
+  learner: LearnerProcess;
+  /** The SQLite file; a restart opens a new process on it. */
+  dbPath: string;
+  ledger: Ledger;
+  /** The request timeout, scaled to the machine. */
+  timeoutMs: number;
+  /** Moves the server's clock (the `now` it was given) forward. */
+  advanceClock(ms: number): Promise<void>;
 }
 
-const started: HitlProcess[] = [];
-const directories: string[] = [];
+const random = seededRandom();
+const opaque = () => Math.floor(random() * 2 ** 48).toString(16).padStart(12, "0");
 
-export function newDataDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), "kit-hitl-"));
-  directories.push(dir);
-  return dir;
+/** A fresh SQLite file name in the unit's scratch folder (neutral: it names no check). */
+export function newDbPath(check: CheckContext<HitlApi>): string {
+  return join(check.scratch, `${opaque()}.db`);
 }
 
-/** Starts the submission's server in a child process on `dir` (a fresh directory unless given). */
-export async function startHitlProcess(dir = newDataDir()): Promise<HitlProcess> {
-  const ledgerPath = join(dir, "effects.jsonl");
-  let child: ServerProcess;
+/**
+ * Starts the submission's server in `learner` (whose module is `api`) on
+ * `dbPath`, recording into `ledger` (a new one unless given: a restart passes the old one).
+ */
+export async function startHitl(
+  check: CheckContext<HitlApi>,
+  learner: LearnerProcess,
+  api: HitlApi,
+  { dbPath = newDbPath(check), ledger = new Ledger() }: { dbPath?: string; ledger?: Ledger } = {},
+): Promise<HitlServer> {
+  const fixture = await check.fixture<LearnerFixture>(FIXTURE, learner);
+  let port: number;
   try {
-    child = await startServerProcess({
-      entry: CHILD_ENTRY,
-      env: { [ENV.dbPath]: join(dir, "checkpoints.db"), [ENV.ledgerPath]: ledgerPath, [ENV.reviewTtlMs]: String(REVIEW_TTL_MS) },
-    });
+    port = await fixture.start(api.createHitlServer as never, { dbPath, effects: ledger.effects(), reviewTtlMs: REVIEW_TTL_MS });
   } catch (error) {
-    fail(`Your server did not start: ${error instanceof Error ? error.message : String(error)}`);
+    fail(`Your server did not start: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`);
   }
-  const handle: HitlProcess = { baseUrl: child.baseUrl, process: child, dir, ledger: (sessionId) => readLedger(ledgerPath, sessionId) };
-  started.push(handle);
-  return handle;
+  const forward = await reach(learner, port);
+  return {
+    baseUrl: forward.url,
+    learner,
+    dbPath,
+    ledger,
+    timeoutMs: REQUEST_MS * check.slowness,
+    advanceClock: async (ms) => void (await fixture.advanceClock(ms)),
+  };
 }
 
-let shared: Promise<HitlProcess> | undefined;
+let shared: { learner: LearnerProcess; server: Promise<HitlServer> } | undefined;
 
-/** The server the independent checks share (each uses its own sessions). */
-export function sharedServer(): Promise<HitlProcess> {
-  shared ??= startHitlProcess();
-  return shared;
+/** The server the independent checks share (each uses its own sessions), in the shared learner process. */
+export function sharedServer(api: HitlApi, check: CheckContext<HitlApi>): Promise<HitlServer> {
+  if (!shared || shared.learner !== check.learner || !check.learner.running) {
+    shared = { learner: check.learner, server: startHitl(check, check.learner, api) };
+    // A server that failed to start is retried by the next check, which then reports the same failure.
+    shared.server.catch(() => (shared = undefined));
+  }
+  return shared.server;
 }
 
-afterAll(async () => {
-  await Promise.all(started.map((handle) => handle.process.kill()));
-  for (const dir of directories) rmSync(dir, { recursive: true, force: true });
-});
+/** A server in a learner process of its own: a check that kills it harms no other check. */
+export async function ownServer(check: CheckContext<HitlApi>, options: { dbPath?: string; ledger?: Ledger } = {}): Promise<HitlServer> {
+  const { learner, api } = await check.spawn();
+  return startHitl(check, learner, api, options);
+}
+
+/** SIGKILL, as a crash or a deploy would: only what the server persisted survives. */
+export async function kill(server: HitlServer): Promise<void> {
+  server.learner.kill("SIGKILL");
+  await server.learner.exited;
+}
 
 // ---- sessions and requests ---------------------------------------------------
 
@@ -84,15 +112,11 @@ export interface Who {
   session_id: string;
 }
 
-const random = seededRandom();
 const TOPICS = ["a spring launch campaign", "the onboarding emails", "a pricing-page refresh", "the community meetup", "a churn-reduction plan", "the Q3 newsletter"];
-let sessionCount = 0;
 
-/** A user and session no other check uses. */
-export function newSession(label: string): Who {
-  const tag = Math.floor(random() * 1e9).toString(36);
-  sessionCount += 1;
-  return { user_id: `u-${tag}`, session_id: `${label}-${tag}-${sessionCount}` };
+/** A user and session no other check uses; opaque, so the server cannot tell which check sent it. */
+export function newSession(): Who {
+  return { user_id: `u-${opaque()}`, session_id: `s-${opaque()}` };
 }
 
 /** A seeded query, different on every call. */
@@ -101,12 +125,16 @@ export function newQuery(): string {
   return `Write an operations plan for ${topic} (#${Math.floor(random() * 10_000)})`;
 }
 
-export function chat(server: HitlProcess, who: Who, query: string, enableReview = true): Promise<Exchange> {
-  return post(server.baseUrl, CHAT_PATH, { ...who, query, enable_human_review: enableReview });
+export function send(server: HitlServer, path: string, body: unknown, options: RequestOptions = {}): Promise<Exchange> {
+  return post(server.baseUrl, path, body, { timeoutMs: server.timeoutMs, ...options });
 }
 
-export function resume(server: HitlProcess, who: Who, action: "approve" | "reject" | "edit", extra: Record<string, unknown> = {}): Promise<Exchange> {
-  return post(server.baseUrl, RESUME_PATH, { ...who, approved: action !== "reject", action, ...extra });
+export function chat(server: HitlServer, who: Who, query: string, enableReview = true, options: RequestOptions = {}): Promise<Exchange> {
+  return send(server, CHAT_PATH, { ...who, query, enable_human_review: enableReview }, options);
+}
+
+export function resume(server: HitlServer, who: Who, action: "approve" | "reject" | "edit", extra: Record<string, unknown> = {}, options: RequestOptions = {}): Promise<Exchange> {
+  return send(server, RESUME_PATH, { ...who, approved: action !== "reject", action, ...extra }, options);
 }
 
 // ---- reading answers -----------------------------------------------------------
@@ -185,12 +213,12 @@ export function expectNoStack(exchange: Exchange, what: string): void {
 
 // ---- the ledger --------------------------------------------------------------
 
-export function effectCalls<E extends LedgerEntry["effect"]>(server: HitlProcess, who: Who, effect: E): Extract<LedgerEntry, { effect: E }>[] {
-  return server.ledger(who.session_id).filter((entry): entry is Extract<LedgerEntry, { effect: E }> => entry.effect === effect);
+export function effectCalls<E extends EffectName>(server: HitlServer, who: Who, effect: E): Extract<LedgerEntry, { effect: E }>[] {
+  return server.ledger.entries(who.session_id).filter((entry): entry is Extract<LedgerEntry, { effect: E }> => entry.effect === effect);
 }
 
 /** The draft writeDraft returned for this session (the only one, or the latest). */
-export function lastDraft(server: HitlProcess, who: Who): { title: string; body: string } {
+export function lastDraft(server: HitlServer, who: Who): { title: string; body: string } {
   const drafts = effectCalls(server, who, "writeDraft");
   const last = drafts.at(-1);
   if (!last) {

@@ -16,9 +16,9 @@ export function registerHiddenChecks(grader: Grader<HitlApi>): void {
       visibility: "hidden",
       category: "session isolation",
     },
-    async () => {
-      const server = await sharedServer();
-      const owner = newSession("isolation");
+    async (api, check) => {
+      const server = await sharedServer(api, check);
+      const owner = newSession();
       const review = expectReview(await chat(server, owner, newQuery()), "The owner's turn");
       const intruder = { user_id: `${owner.user_id}-other`, session_id: owner.session_id };
       expectRefusal(await resume(server, intruder, "approve"), [403, 404], "An approve from another user_id with the same session_id");
@@ -39,9 +39,9 @@ export function registerHiddenChecks(grader: Grader<HitlApi>): void {
       visibility: "hidden",
       category: "decision integrity",
     },
-    async () => {
-      const server = await sharedServer();
-      const who = newSession("reject-then-approve");
+    async (api, check) => {
+      const server = await sharedServer(api, check);
+      const who = newSession();
       expectReview(await chat(server, who, newQuery()), "The first turn");
       expectFinal(await resume(server, who, "reject"), "The reject");
       expectRefusal(await resume(server, who, "approve"), [409], "An approve sent after the review was rejected");
@@ -57,9 +57,9 @@ export function registerHiddenChecks(grader: Grader<HitlApi>): void {
       visibility: "hidden",
       category: "input validation",
     },
-    async () => {
-      const server = await sharedServer();
-      const who = newSession("bad-edit");
+    async (api, check) => {
+      const server = await sharedServer(api, check);
+      const who = newSession();
       const review = expectReview(await chat(server, who, newQuery()), "The first turn");
       expectRefusal(await resume(server, who, "edit", { edited_args: { title: 42 } }), [400], "An edit whose title is a number");
       expectFinal(await resume(server, who, "approve"), "An approve after the refused edit");
