@@ -1,78 +1,76 @@
 /**
- * Crash harness: runs a piece of the submission in a child process and kills it with SIGKILL
- * at a named crash point, so a grader can check what survives a real crash (only what was
- * persisted) and what a fresh process makes of it.
+ * Crash harness: a crash victim is a learner process (`check.spawn()`) that the trusted side
+ * SIGKILLs at a moment it observes itself, so a grader can check what survives a real crash
+ * (only what was persisted) and what a fresh process makes of it.
  *
- * Deterministic by construction: the child kills itself, synchronously, the moment it reaches
- * the crash point named in CHECKPOINT_KIT_CRASH_AT (`crashPoint(label)`), instead of the
- * parent guessing a moment from outside. Anything the child appended to a file before that
- * moment survives; anything in memory does not.
+ * Deterministic by construction: the moment is never guessed from outside with a timer. The
+ * trusted side kills the victim while the victim is waiting for it: inside a callback the
+ * learner's code called (a provider, a node body, a store notification), before that callback
+ * replies. So the learner's code cannot have gone past the crash point on that path, and what it
+ * had persisted before is all that survives.
  *
- * Parent side: `runChild({ entry, args, crashAt })` forks the entry (a .ts file written per
- * unit), passes `args` as JSON, and resolves with how the child ended and what it returned.
- * `inParallel(tasks, 2)` runs many cases with bounded concurrency (the machine is shared).
+ *   const crash = new CrashSwitch();
+ *   crash.arm(learner);                    // this process is the one to kill
+ *   ...inside a trusted callback: if (at the crash point) return crash.fire();
+ *   const outcome = await untilCrash(learner, api.run(...));   // finished | failed | crashed | exited
  *
- * Child side: `childMain(async (args) => result)` runs the work, sends the result over IPC and
- * exits; `crashPoint(label)` is called wherever the unit wants a crash to be possible.
- *
- * Children start as learner-process.ts describes: TypeScript hooks with a disk cache (a crash
- * matrix starts dozens of processes) and the engine's sandbox flags, like the grader.
+ * Nothing the learner process sees (env, argv, ids, file names) names the check or the crash
+ * point: the switch lives on the trusted side only.
  */
 import pLimit from "p-limit";
-import { forkLearnerProcess } from "./learner-process.ts";
+import type { LearnerProcess } from "../../kit/sandbox/learner.ts";
 
-const CRASH_AT = "CHECKPOINT_KIT_CRASH_AT";
-const ARGS = "CHECKPOINT_KIT_CRASH_ARGS";
+export type CrashOutcome<R> =
+  | { kind: "finished"; result: R }
+  | { kind: "failed"; error: unknown; message: string }
+  | { kind: "crashed" }
+  | { kind: "exited"; message: string };
 
-// ---- parent side ------------------------------------------------------------------
+/** Kills the learner process it is armed with, from inside a trusted callback. */
+export class CrashSwitch {
+  private victim: LearnerProcess | undefined;
+  private firedAt: LearnerProcess | undefined;
 
-export interface ChildRunOptions {
-  /** Absolute path of the child entry (a .ts file that calls `childMain`). */
-  entry: string;
-  /** JSON-serialisable arguments, handed to the child's main function. */
-  args: unknown;
-  /** Label of the crash point at which the child kills itself; none = run to the end. */
-  crashAt?: string;
-  timeoutMs?: number;
-  /** V8 heap limit of the child, in MB. */
-  memoryMb?: number;
+  /** The process the next fire() kills (a resume process is armed afresh, or not at all). */
+  arm(victim: LearnerProcess | undefined): void {
+    this.victim = victim;
+  }
+
+  get armed(): boolean {
+    return this.victim !== undefined && this.victim.running;
+  }
+
+  /** True once this switch killed a process. */
+  get fired(): boolean {
+    return this.firedAt !== undefined;
+  }
+
+  /**
+   * SIGKILLs the armed process and returns a promise that never settles: return it from the
+   * callback, so the learner never gets a reply (the process is dying; nothing is sent to it).
+   */
+  fire(): Promise<never> {
+    const victim = this.victim;
+    if (!victim) throw new Error("grader bug: CrashSwitch.fire() without an armed process");
+    this.firedAt = victim;
+    this.victim = undefined;
+    victim.kill("SIGKILL");
+    return new Promise<never>(() => undefined);
+  }
 }
 
-export type ChildOutcome<R> =
-  | { kind: "finished"; result: R; stderr: string }
-  | { kind: "failed"; message: string; stderr: string }
-  | { kind: "crashed"; stderr: string }
-  | { kind: "timed-out"; stderr: string }
-  | { kind: "exited"; code: number | null; signal: string | null; stderr: string };
-
-type ChildMessage = { type: "result"; value: unknown } | { type: "failed"; message: string };
-
-export function runChild<R>(options: ChildRunOptions): Promise<ChildOutcome<R>> {
-  const env: NodeJS.ProcessEnv = { ...process.env, [ARGS]: JSON.stringify(options.args) };
-  delete env[CRASH_AT];
-  if (options.crashAt !== undefined) env[CRASH_AT] = options.crashAt;
-  const { child, stderr: stderrSoFar } = forkLearnerProcess(options.entry, { env, memoryMb: options.memoryMb });
-  let message: ChildMessage | undefined;
-  child.on("message", (received: ChildMessage) => {
-    message ??= received;
-  });
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    child.kill("SIGKILL");
-  }, options.timeoutMs ?? 10_000);
-
-  return new Promise((resolve) => {
-    child.once("exit", (code, signal) => {
-      clearTimeout(timer);
-      const stderr = stderrSoFar();
-      if (timedOut) resolve({ kind: "timed-out", stderr });
-      else if (message?.type === "result") resolve({ kind: "finished", result: message.value as R, stderr });
-      else if (message?.type === "failed") resolve({ kind: "failed", message: message.message, stderr });
-      else if (signal === "SIGKILL") resolve({ kind: "crashed", stderr });
-      else resolve({ kind: "exited", code, signal, stderr });
-    });
-  });
+/** Awaits a call into the learner process and says how it ended: with a result, an error, a crash or another exit. */
+export async function untilCrash<R>(learner: LearnerProcess, work: Promise<R>): Promise<CrashOutcome<R>> {
+  try {
+    return { kind: "finished", result: await work };
+  } catch (error) {
+    // A call cut short by the process's death is rejected after its exit is recorded.
+    if (!learner.running) {
+      if (learner.killedOnPurpose) return { kind: "crashed" };
+      return { kind: "exited", message: learner.describeExit() };
+    }
+    return { kind: "failed", error, message: error instanceof Error ? `${error.name}: ${error.message}` : String(error) };
+  }
 }
 
 /** Runs the tasks with at most `concurrency` at a time; results in task order. */
@@ -81,47 +79,16 @@ export function inParallel<T>(tasks: ReadonlyArray<() => Promise<T>>, concurrenc
   return Promise.all(tasks.map((task) => limit(task)));
 }
 
-/** One line for a failure message: how a child ended, with the end of its stderr. */
-export function describeOutcome(outcome: ChildOutcome<unknown>): string {
-  const tail = outcome.stderr.trim() === "" ? "" : ` (its stderr ended with: ${outcome.stderr.trim().slice(-600)})`;
+/** One line for a failure message: how a run ended. */
+export function describeOutcome(outcome: CrashOutcome<unknown>): string {
   switch (outcome.kind) {
     case "finished":
       return "it finished";
     case "failed":
-      return `it threw: ${outcome.message}`;
+      return `it threw ${outcome.message}`;
     case "crashed":
       return "it was killed at its crash point";
-    case "timed-out":
-      return `it did not finish in time${tail}`;
     case "exited":
-      return `it exited (${outcome.signal ?? `code ${outcome.code}`}) without reporting a result${tail}`;
+      return outcome.message;
   }
-}
-
-// ---- child side -------------------------------------------------------------------
-
-/** Kills this process, as a power cut would, if `label` is the crash point it was started for. */
-export function crashPoint(label: string): void {
-  if (process.env[CRASH_AT] === label) process.kill(process.pid, "SIGKILL");
-}
-
-/** True when this process was started to crash somewhere (lets fixtures arrange the moment). */
-export function crashTarget(): string | undefined {
-  return process.env[CRASH_AT];
-}
-
-/** The child's entry point: runs `main(args)`, reports its result (or error) to the parent, exits. */
-export function childMain<A, R>(main: (args: A) => Promise<R>): void {
-  if (!process.send) throw new Error("childMain must run in a process started by runChild (no IPC channel).");
-  const send = (message: ChildMessage) =>
-    new Promise<void>((resolve) => {
-      process.send!(message, undefined, undefined, () => resolve());
-    });
-  const args = JSON.parse(process.env[ARGS] ?? "null") as A;
-  main(args)
-    .then(
-      (value) => send({ type: "result", value }),
-      (error: unknown) => send({ type: "failed", message: error instanceof Error ? `${error.name}: ${error.message}` : String(error) }),
-    )
-    .finally(() => process.exit(0));
 }

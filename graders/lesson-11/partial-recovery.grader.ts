@@ -1,35 +1,48 @@
 /**
  * Grader of lesson-11 / partial-recovery: resume from the breakpoint, side effects exactly once.
  *
- * The submission's runWorkflow runs the grader's workflows: pure nodes (a priced quote, a
- * summary) and effect nodes calling fake providers with an idempotency-key API, all of which
- * append to a ledger file. Crash checks run the workflow in a child process that SIGKILLs itself
- * at a named crash point (#harness/crash.ts), then resume it in a fresh child that shares only
- * the SQLite file and the ledger. Core: checkpoint contents, resume to the same final state,
- * effects not repeated across the effect/checkpoint gap, finished threads, bad input. Excellence:
- * the full crash matrix, pending writes of parallel branches, saga, forks, schema versions.
+ * The submission's runWorkflow runs the grader's workflows (learner-fixture.ts) in a learner
+ * process: pure nodes (a priced quote, a summary) and effect nodes whose bodies are the trusted
+ * side's functions calling fake providers with an idempotency-key API (fixture.ts), so every node
+ * entry and every provider call is recorded on the trusted side. Crash checks SIGKILL a learner
+ * process (`check.spawn()`) at a crash point the trusted side observes, then resume the thread in
+ * a fresh process that shares only the SQLite file. Core: checkpoint contents, resume to the same
+ * final state, effects not repeated across the effect/checkpoint gap, keys that are stable across
+ * retries and distinct across threads and loop iterations, finished threads, bad input.
+ * Excellence: the full crash matrix, pending writes of parallel branches, saga, forks, schema
+ * versions, checkpoint metadata.
  */
 import { isDeepStrictEqual } from "node:util";
-import { MemorySaver, SqliteSaver, type CheckpointTuple } from "#runtime";
+import type { CheckpointTuple } from "#runtime";
 import { defineGrader, hiddenChecksEnabled } from "#harness/check.ts";
 import { describeOutcome } from "#harness/crash.ts";
-import { crashAndResume, describeMiss, expectEachEffectOnce, expectRejects, expectSameState, fail, finalState, newThreadId, orderInput, resumedResult, runThreads, show } from "./partial-recovery/driver.ts";
 import {
-  allCheckpoints,
-  chainFrom,
-  ORDER_EFFECTS,
-  expectedStates,
-  ORDER_NODES,
-  orderWorkflow,
-  Probe,
-  sagaWorkflow,
-  scratch,
-  type RecoveryApi,
-  type RunResult,
-} from "./partial-recovery/fixture.ts";
+  crashAndResume,
+  expectEachEffectOnce,
+  expectRejects,
+  expectSameState,
+  fail,
+  FIXTURE,
+  finalState,
+  freshProc,
+  newCase,
+  orderInput,
+  resultOf,
+  resumedResult,
+  runThread,
+  sharedProc,
+  show,
+} from "./partial-recovery/driver.ts";
+import { allCheckpoints, chainFrom, expectedStates, label, Ledger, ORDER_EFFECTS, ORDER_NODES, withStore, type CrashPoint, type Moment, type RecoveryApi } from "./partial-recovery/fixture.ts";
 
-const grader = defineGrader<RecoveryApi>({ lesson: "lesson-11", unit: "partial-recovery", exports: ["runWorkflow", "RecoveryError", "SchemaMismatchError"] });
+const grader = defineGrader<RecoveryApi>({
+  lesson: "lesson-11",
+  unit: "partial-recovery",
+  exports: ["runWorkflow", "RecoveryError", "SchemaMismatchError"],
+  fixtures: { [FIXTURE]: new URL("./partial-recovery/learner-fixture.ts", import.meta.url).pathname },
+});
 const EFFECT_SERVICES = Object.values(ORDER_EFFECTS);
+const at = (moment: Moment, node: string): CrashPoint => ({ moment, node });
 
 grader.core(
   "each checkpoint stores the state, the node(s) to run next (not the one just finished) and its parent",
@@ -38,45 +51,41 @@ grader.core(
     section: "minimal-state-routing-position-parent-pointer",
     weight: 2,
   },
-  async (api) => {
+  async (api, check) => {
     const input = orderInput();
-    const files = scratch();
-    const saver = new MemorySaver();
-    const threadId = newThreadId("shape");
-    let result: RunResult;
-    try {
-      result = await api.runWorkflow(orderWorkflow({ ledger: files.ledger, probe: new Probe() }), { saver, threadId, input });
-    } finally {
-      files.remove();
-    }
-    const chain = (await chainFrom(saver, { threadId })).reverse(); // oldest first
-    const all = await allCheckpoints(saver, threadId);
-    if (chain.length !== all.length) {
-      fail(`Following parent pointers from the latest checkpoint reaches ${chain.length} checkpoint(s), but the thread has ${all.length}: every checkpoint after the first must name the one before it as its parent.`);
-    }
-    const states = expectedStates("order", input);
-    const steps = ["the input", ...ORDER_NODES];
-    if (chain.length !== states.length) {
-      fail(`A run of quote -> charge -> notify -> summarize saved ${chain.length} checkpoint(s) (next: ${show(chain.map((t) => t.checkpoint.next))}); expected ${states.length}: the input checkpoint and one per step.`);
-    }
-    for (const [index, tuple] of chain.entries()) {
-      const after = steps[index]!;
-      const next = index < ORDER_NODES.length ? [ORDER_NODES[index]!] : [];
-      if (!isDeepStrictEqual(tuple.checkpoint.next, next)) {
-        const savedFinished = index > 0 && isDeepStrictEqual(tuple.checkpoint.next, [after]);
-        fail(
-          `The checkpoint saved after ${after} has next = ${show(tuple.checkpoint.next)}; it must be ${show(next)}, the node(s) to run next. ` +
-            (savedFinished ? `That is the node that just finished: a resume from it would run "${after}" again.` : ""),
-        );
+    const thread = newCase(check, "order", input);
+    const result = resultOf(await runThread(await sharedProc(api, check), thread), "An uncrashed run of the order workflow did not finish:");
+    const threadId = thread.world.threadId;
+    await withStore(thread.file, async (saver) => {
+      const chain = (await chainFrom(saver, { threadId })).reverse(); // oldest first
+      const all = await allCheckpoints(saver, threadId);
+      if (chain.length !== all.length) {
+        fail(`Following parent pointers from the latest checkpoint reaches ${chain.length} checkpoint(s), but the thread has ${all.length}: every checkpoint after the first must name the one before it as its parent.`);
       }
-      if (!isDeepStrictEqual(tuple.checkpoint.channelValues, states[index])) {
-        fail(`The checkpoint saved after ${after} holds ${show(tuple.checkpoint.channelValues)}; it must hold exactly the workflow state at that point, ${show(states[index])} (no copies of earlier states, no bookkeeping).`);
+      const states = expectedStates("order", input);
+      const steps = ["the input", ...ORDER_NODES];
+      if (chain.length !== states.length) {
+        fail(`A run of quote -> charge -> notify -> summarize saved ${chain.length} checkpoint(s) (next: ${show(chain.map((t) => t.checkpoint.next))}); expected ${states.length}: the input checkpoint and one per step.`);
       }
-      const parent = tuple.parentConfig?.checkpointId;
-      const previous = chain[index - 1]?.config.checkpointId;
-      if (parent !== previous) fail(`The checkpoint saved after ${after} has parent ${show(parent)}; expected ${show(previous)}, the checkpoint its step started from.`);
-    }
-    if (!isDeepStrictEqual(result.state, states.at(-1))) fail(`runWorkflow resolved with state ${show(result.state)}; expected the final state ${show(states.at(-1))}.`);
+      for (const [index, tuple] of chain.entries()) {
+        const after = steps[index]!;
+        const next = index < ORDER_NODES.length ? [ORDER_NODES[index]!] : [];
+        if (!isDeepStrictEqual(tuple.checkpoint.next, next)) {
+          const savedFinished = index > 0 && isDeepStrictEqual(tuple.checkpoint.next, [after]);
+          fail(
+            `The checkpoint saved after ${after} has next = ${show(tuple.checkpoint.next)}; it must be ${show(next)}, the node(s) to run next. ` +
+              (savedFinished ? `That is the node that just finished: a resume from it would run "${after}" again.` : ""),
+          );
+        }
+        if (!isDeepStrictEqual(tuple.checkpoint.channelValues, states[index])) {
+          fail(`The checkpoint saved after ${after} holds ${show(tuple.checkpoint.channelValues)}; it must hold exactly the workflow state at that point, ${show(states[index])} (no copies of earlier states, no bookkeeping).`);
+        }
+        const parent = tuple.parentConfig?.checkpointId;
+        const previous = chain[index - 1]?.config.checkpointId;
+        if (parent !== previous) fail(`The checkpoint saved after ${after} has parent ${show(parent)}; expected ${show(previous)}, the checkpoint its step started from.`);
+      }
+      if (!isDeepStrictEqual(result.state, states.at(-1))) fail(`runWorkflow resolved with state ${show(result.state)}; expected the final state ${show(states.at(-1))}.`);
+    });
   },
 );
 
@@ -88,54 +97,80 @@ grader.core(
     weight: 3,
     timeout: 20_000,
   },
-  async () => {
+  async (_api, check) => {
     const input = orderInput();
     const expected = finalState("order", input);
-    const points = ["before:notify", "after-checkpoint:summarize"];
-    const runs = await crashAndResume("order", input, points);
-    try {
-      for (const evidence of runs) {
-        expectSameState(resumedResult(evidence), expected, `After a crash at "${evidence.point}" and a resume in a fresh process`);
-      }
-    } finally {
-      runs.forEach((evidence) => evidence.files.remove());
-    }
+    const runs = await crashAndResume(check, "order", input, [at("before", "notify"), at("after-checkpoint", "charge"), at("after-checkpoint", "summarize")]);
+    for (const evidence of runs) expectSameState(resumedResult(evidence), expected, `After a crash at "${label(evidence.point)}" and a resume in a fresh process`);
   },
 );
 
 grader.core(
   "a side effect done before the crash is not repeated, even when the crash falls between the effect and its checkpoint",
   {
-    hint: "Give each effect an idempotency key derived only from (threadId, checkpointId, node) - no time, no randomness - so the retry after a crash sends the same key and the provider deduplicates it.",
+    hint: "Give each effect an idempotency key that is the same on every retry and after a crash: derive it from (threadId, checkpointId, node), or generate it once and persist it before the call, so the retry sends the same key and the provider deduplicates it.",
     section: "exactly-once-idempotency-keys-and-a-ledger",
     weight: 3,
     timeout: 20_000,
   },
-  async () => {
+  async (_api, check) => {
     const input = orderInput();
     const expected = finalState("order", input);
-    const points = ["after-work:charge", "after-work:notify"];
-    const runs = await crashAndResume("order", input, points);
-    try {
-      for (const evidence of runs) {
-        const { point } = evidence;
-        const situation = `After a crash at "${point}" and a resume`;
-        const result = resumedResult(evidence);
-        const crashedNode = point.split(":")[1]! as keyof typeof ORDER_EFFECTS;
-        const service = ORDER_EFFECTS[crashedNode];
-        const keysBefore = evidence.beforeResume.flatMap((entry) => (entry.kind === "call" && entry.service === service ? [entry.key] : []));
-        const keysAfter = evidence.files.ledger.calls(service).slice(keysBefore.length).map((call) => call.key);
-        if (keysAfter.some((key) => !keysBefore.includes(key))) {
-          fail(`${situation}, "${crashedNode}" called the provider with key ${show(keysBefore)} before the crash and ${show(keysAfter)} after it: the key of one step must be the same in every process, so it may hold no time, randomness or attempt number.`);
-        }
-        expectEachEffectOnce(evidence.files.ledger, EFFECT_SERVICES, situation);
-        const keys = EFFECT_SERVICES.map((service) => evidence.files.ledger.calls(service)[0]?.key);
-        if (keys[0] === keys[1]) fail(`${situation}, charge and notify used the same idempotency key ${show(keys[0])}: the key must name the node.`);
-        expectSameState(result, expected, situation);
+    const runs = await crashAndResume(check, "order", input, [at("after-work", "charge"), at("after-work", "notify")]);
+    for (const evidence of runs) {
+      const { point } = evidence;
+      const situation = `After a crash at "${label(point)}" and a resume`;
+      const ledger = evidence.thread.world.ledger;
+      const result = resumedResult(evidence);
+      const service = ORDER_EFFECTS[point.node as keyof typeof ORDER_EFFECTS];
+      const keysBefore = evidence.beforeResume.flatMap((entry) => (entry.kind === "call" && entry.service === service ? [entry.key] : []));
+      const keysAfter = ledger.calls(service).slice(keysBefore.length).map((call) => call.key);
+      if (keysAfter.some((key) => !keysBefore.includes(key))) {
+        fail(`${situation}, "${point.node}" called the provider with key ${show(keysBefore)} before the crash and ${show(keysAfter)} after it: the retry of one effect must send the key the first attempt sent (no time, no fresh random value, no attempt number, unless it was persisted before the call).`);
       }
-    } finally {
-      runs.forEach((evidence) => evidence.files.remove());
+      expectEachEffectOnce(ledger, EFFECT_SERVICES, situation);
+      const keys = EFFECT_SERVICES.map((s) => ledger.calls(s)[0]?.key);
+      if (keys[0] === keys[1]) fail(`${situation}, charge and notify used the same idempotency key ${show(keys[0])}: two effects need two keys.`);
+      expectSameState(result, expected, situation);
     }
+  },
+);
+
+grader.core(
+  "retries of a failed attempt reuse the idempotency key (the provider charged, the answer timed out)",
+  {
+    hint: "Retries of one task (node.maxAttempts) are the same effect: send the key of the first attempt, never one with the attempt number or the time in it.",
+    section: "exactly-once-idempotency-keys-and-a-ledger",
+    weight: 2,
+  },
+  async (api, check) => {
+    const thread = newCase(check, "flaky", orderInput());
+    const result = resultOf(await runThread(await sharedProc(api, check), thread), "When the first attempt of charge timed out after the provider charged, runWorkflow did not finish:");
+    const ledger = thread.world.ledger;
+    const keys = ledger.calls("payments").map((call) => call.key);
+    expectEachEffectOnce(ledger, ["payments"], `When the first attempt of charge timed out after the provider charged and the retry succeeded (keys sent: ${show(keys)})`);
+    if (result.state.receipt !== "payments#1") fail(`The retried charge ended with receipt ${show(result.state.receipt)}; the provider's first (and only) charge was payments#1.`);
+  },
+);
+
+grader.core(
+  "keys tell separate effects apart: two threads sharing one provider, and a node that runs twice in a loop, each execute every effect",
+  {
+    hint: "An idempotency key must be distinct for every separate effect: another thread, another loop iteration (a later checkpoint) or another branch is a new request. The node name alone collides; add the thread and the checkpoint that scheduled the task, or a random value generated once per task and persisted.",
+    section: "exactly-once-idempotency-keys-and-a-ledger",
+    weight: 3,
+  },
+  async (api, check) => {
+    const proc = await sharedProc(api, check);
+    const shared = new Ledger();
+    const input = orderInput();
+    const threads = [newCase(check, "order", input, { ledger: shared }), newCase(check, "order", { ...input, orderId: `${input.orderId}-b` }, { ledger: shared })];
+    for (const thread of threads) resultOf(await runThread(proc, thread), "A run of the order workflow did not finish:");
+    expectEachEffectOnce(shared, EFFECT_SERVICES, "After two threads (two customers) ran the order workflow against the same providers", 2);
+    const loop = newCase(check, "loop", input);
+    const looped = resultOf(await runThread(proc, loop), "A run of the reminder loop did not finish:");
+    expectEachEffectOnce(loop.world.ledger, ["reminders"], 'After "remind" ran twice in a loop (two reminders are two effects)', 2);
+    expectSameState(looped, finalState("loop", input), 'After "remind" ran twice in a loop');
   },
 );
 
@@ -146,70 +181,61 @@ grader.core(
     section: "save-the-node-to-run-next",
     weight: 2,
   },
-  async (api) => {
-    const files = scratch();
-    const input = orderInput();
-    const threadId = newThreadId("finished");
-    try {
-      const saver = new SqliteSaver(files.dbFile);
-      let finished: RunResult;
-      let checkpoints: number;
-      try {
-        finished = await api.runWorkflow(orderWorkflow({ ledger: files.ledger, probe: new Probe() }), { saver, threadId, input });
-        checkpoints = (await allCheckpoints(saver, threadId)).length;
-      } finally {
-        saver.close();
-      }
-      const entries = files.ledger.entries().length;
-      const child = await runThreads([{ workflow: "order", dbFile: files.dbFile, ledgerFile: files.ledger.file, threadId, input }]);
-      const again = child.kind === "finished" ? child.result[0] : undefined;
-      if (!again?.ok) fail(`Calling runWorkflow again on a finished thread in a fresh process did not return: ${again ? again.message : describeOutcome(child)}.`);
-      const fresh = files.ledger.entries().slice(entries);
-      if (fresh.length > 0) fail(`Resuming a finished thread ran nodes or called providers again: ${show(fresh.map((e) => (e.kind === "run" ? `run ${e.node}` : `call ${e.service}`)))}. A checkpoint with next = [] means the run is over.`);
-      if (!isDeepStrictEqual(again.result.state, finished.state)) fail(`Resuming a finished thread returned ${show(again.result.state)}; it must return the final state ${show(finished.state)}.`);
-      const reopened = new SqliteSaver(files.dbFile);
-      try {
-        const now = (await allCheckpoints(reopened, threadId)).length;
-        if (now !== checkpoints) fail(`Resuming a finished thread wrote ${now - checkpoints} new checkpoint(s); it must write none.`);
-      } finally {
-        reopened.close();
-      }
-    } finally {
-      files.remove();
-    }
+  async (api, check) => {
+    const thread = newCase(check, "order", orderInput());
+    const finished = resultOf(await runThread(await sharedProc(api, check), thread), "An uncrashed run of the order workflow did not finish:");
+    const count = () => withStore(thread.file, async (saver) => (await allCheckpoints(saver, thread.world.threadId)).length);
+    const checkpoints = await count();
+    const ledger = thread.world.ledger;
+    const entries = ledger.entries.length;
+    const again = resultOf(await runThread(await freshProc(check), thread), "Calling runWorkflow again on a finished thread in a fresh process did not return:");
+    const fresh = ledger.entries.slice(entries);
+    if (fresh.length > 0) fail(`Resuming a finished thread ran nodes or called providers again: ${show(fresh.map((e) => (e.kind === "run" ? `run ${e.node}` : `call ${e.service}`)))}. A checkpoint with next = [] means the run is over.`);
+    if (!isDeepStrictEqual(again.state, finished.state)) fail(`Resuming a finished thread returned ${show(again.state)}; it must return the final state ${show(finished.state)}.`);
+    const now = await count();
+    if (now !== checkpoints) fail(`Resuming a finished thread wrote ${now - checkpoints} new checkpoint(s); it must write none.`);
   },
 );
 
 grader.core(
   "bad input is refused with RecoveryError before anything runs or is saved",
   {
-    hint: "Validate the workflow and the options at the boundary (zod): unique node names, known start/next names, a non-empty threadId, input for a new thread, a checkpointId that exists. Throw RecoveryError saying what is wrong.",
+    hint: "Validate the workflow and the options at the boundary (zod): unique node names, known start/next names, a non-empty threadId, input for a new thread, a checkpointId that exists; a router that names an unknown node fails the run with RecoveryError before a checkpoint points at it.",
     section: "minimal-state-routing-position-parent-pointer",
   },
-  async (api) => {
-    const files = scratch();
-    try {
-      const world = { ledger: files.ledger, probe: new Probe() };
-      const saver = new MemorySaver();
-      const valid = orderWorkflow(world);
-      const isUnitError = (error: unknown) => error instanceof api.RecoveryError && error.message.length > 15;
-      const ids = ["no-input", "duplicate", "start", "unknown-id"].map(newThreadId);
-      const cases: Array<[string, () => Promise<unknown>]> = [
-        ["For a new thread without options.input", () => api.runWorkflow(valid, { saver, threadId: ids[0]! })],
-        ["For a workflow with two nodes named \"quote\"", () => api.runWorkflow({ ...valid, nodes: [...valid.nodes, valid.nodes[0]!] }, { saver, threadId: ids[1]!, input: orderInput() })],
-        ["For a workflow whose start names a node it does not define", () => api.runWorkflow({ ...valid, start: ["checkout"] }, { saver, threadId: ids[2]!, input: orderInput() })],
-        ["For a checkpointId the thread does not have", () => api.runWorkflow(valid, { saver, threadId: ids[3]!, input: orderInput(), checkpointId: "0190a0f0-0000-7000-8000-000000000000" })],
-        ["For an empty threadId", () => api.runWorkflow(valid, { saver, threadId: "", input: orderInput() })],
-      ];
-      for (const [what, run] of cases) await expectRejects(run, isUnitError, what);
-      if (files.ledger.entries().length > 0) fail(`Refused calls still ran nodes: ${show(files.ledger.entries())}. Validate before running anything.`);
-      for (const threadId of [...ids, ""]) {
-        const saved = await allCheckpoints(saver, threadId).catch(() => []);
-        if (saved.length > 0) fail(`A refused call still saved ${saved.length} checkpoint(s) on thread ${show(threadId)}. Validate before saving anything.`);
-      }
-    } finally {
-      files.remove();
-    }
+  async (api, check) => {
+    const proc = await sharedProc(api, check);
+    const isUnitError = (error: unknown) => error instanceof api.RecoveryError && error.message.length > 15;
+    const refused = async (what: string, thread: ReturnType<typeof newCase>, extra: Parameters<typeof runThread>[2] = {}) => {
+      const outcome = await runThread(proc, thread, extra);
+      await expectRejects(async () => {
+        if (outcome.kind === "failed") throw outcome.error;
+        if (outcome.kind !== "finished") throw new Error(describeOutcome(outcome));
+      }, isUnitError, what);
+      if (thread.world.ledger.entries.length > 0) fail(`${what}, the refused call still ran nodes: ${show(thread.world.ledger.entries.map((e) => (e.kind === "run" ? e.node : e.service)))}. Validate before running anything.`);
+      const saved = thread.world.threadId === "" ? [] : await withStore(thread.file, (saver) => allCheckpoints(saver, thread.world.threadId));
+      if (saved.length > 0) fail(`${what}, the refused call still saved ${saved.length} checkpoint(s). Validate before saving anything.`);
+    };
+    const input = orderInput();
+    const noInput = newCase(check, "order", input);
+    delete noInput.input;
+    await refused("For a new thread without options.input", noInput);
+    await refused('For a workflow with two nodes named "quote"', newCase(check, "order", input), { workflow: { variant: "duplicate" } });
+    await refused("For a workflow whose start names a node it does not define", newCase(check, "order", input), { workflow: { variant: "unknown-start" } });
+    await refused("For a workflow whose static next names a node it does not define", newCase(check, "order", input), { workflow: { variant: "unknown-next" } });
+    await refused("For a checkpointId the thread does not have", newCase(check, "order", input), { checkpointId: "0190a0f0-0000-7000-8000-000000000000" });
+    const empty = newCase(check, "order", input);
+    (empty.world as { threadId: string }).threadId = "";
+    await refused("For an empty threadId", empty);
+    // A router is only known when it runs: the run fails there, and no checkpoint schedules the unknown node.
+    const routed = newCase(check, "order", input);
+    const outcome = await runThread(proc, routed, { workflow: { variant: "router-unknown" } });
+    await expectRejects(async () => {
+      if (outcome.kind === "failed") throw outcome.error;
+      if (outcome.kind !== "finished") throw new Error(describeOutcome(outcome));
+    }, isUnitError, 'When the router of "quote" returned a node the workflow does not define');
+    const schedules = await withStore(routed.file, async (saver) => (await allCheckpoints(saver, routed.world.threadId)).flatMap((t) => t.checkpoint.next));
+    if (schedules.includes("refundDesk")) fail('When the router of "quote" returned the unknown node "refundDesk", a checkpoint was saved with it in next: a resume would then fail on every attempt.');
   },
 );
 
@@ -221,28 +247,25 @@ grader.excellence(
     weight: 3,
     timeout: 60_000,
   },
-  async () => {
+  async (_api, check) => {
     const input = orderInput();
     const expected = finalState("order", input);
-    const points = ORDER_NODES.flatMap((node) => [`before:${node}`, `after-work:${node}`, `after-checkpoint:${node}`]);
-    const runs = await crashAndResume("order", input, points);
-    try {
-      for (const evidence of runs) {
-        const { point } = evidence;
-        const situation = `After a crash at "${point}" and a resume`;
-        expectSameState(resumedResult(evidence), expected, situation);
-        expectEachEffectOnce(evidence.files.ledger, EFFECT_SERVICES, situation);
-        const [moment, inFlight] = point.split(":") as [string, string];
-        for (const node of ORDER_NODES) {
-          const runs = evidence.files.ledger.runs(node);
-          const allowed = node === inFlight && moment === "after-work" ? 2 : 1;
-          if (runs > allowed) {
-            fail(`${situation}, node "${node}" ran ${runs} times; ${allowed === 2 ? "it was in flight at the crash, so at most twice" : "its result was already saved (or it had not started), so exactly once"}.`);
-          }
+    const moments: Moment[] = ["before", "after-work", "after-checkpoint"];
+    const points = ORDER_NODES.flatMap((node) => moments.map((moment) => at(moment, node)));
+    const runs = await crashAndResume(check, "order", input, points);
+    for (const evidence of runs) {
+      const { point } = evidence;
+      const situation = `After a crash at "${label(point)}" and a resume`;
+      const ledger = evidence.thread.world.ledger;
+      expectSameState(resumedResult(evidence), expected, situation);
+      expectEachEffectOnce(ledger, EFFECT_SERVICES, situation);
+      for (const node of ORDER_NODES) {
+        const count = ledger.runs(node);
+        const allowed = node === point.node && point.moment === "after-work" ? 2 : 1;
+        if (count > allowed) {
+          fail(`${situation}, node "${node}" ran ${count} times; ${allowed === 2 ? "it was in flight at the crash, so at most twice" : "its result was already saved (or it had not started), so exactly once"}.`);
         }
       }
-    } finally {
-      runs.forEach((evidence) => evidence.files.remove());
     }
   },
 );
@@ -250,66 +273,53 @@ grader.excellence(
 grader.excellence(
   "parallel branches: a branch that finished before the crash is reused from its pending writes, not recomputed",
   {
-    hint: "Save each task's update with saver.putWrites(config, writes, taskId) as soon as it returns (taskId from checkpointId + node); on resume, take finished tasks' updates from tuple.pendingWrites and run only the others.",
+    hint: "Persist each task's update as soon as it returns (saver.putWrites(config, writes, taskId), taskId from checkpointId + node); on resume, take finished tasks' updates from tuple.pendingWrites and run only the others.",
     section: "parallel-branches-and-pending-writes",
     weight: 2,
     timeout: 15_000,
   },
-  async () => {
+  async (_api, check) => {
     const input = orderInput();
-    const expected = finalState("parallel", input);
-    const [evidence] = await crashAndResume("parallel", input, ["before:inventory"]);
-    try {
-      const situation = `After "fraudCheck" finished and "inventory" crashed in the same step, and a resume`;
-      expectSameState(resumedResult(evidence!), expected, situation);
-      const fraudChecks = evidence!.files.ledger.runs("fraudCheck");
-      if (fraudChecks !== 1) fail(`${situation}, "fraudCheck" ran ${fraudChecks} times: its update was finished before the crash and must be reused from the pending writes.`);
-      expectEachEffectOnce(evidence!.files.ledger, ["payments"], situation);
-    } finally {
-      evidence!.files.remove();
-    }
+    const [evidence] = await crashAndResume(check, "parallel", input, [at("before", "inventory")]);
+    const situation = `After "fraudCheck" finished and "inventory" crashed in the same step, and a resume`;
+    expectSameState(resumedResult(evidence!), finalState("parallel", input), situation);
+    const ledger = evidence!.thread.world.ledger;
+    const fraudChecks = ledger.runs("fraudCheck");
+    if (fraudChecks !== 1) fail(`${situation}, "fraudCheck" ran ${fraudChecks} times: its update was finished before the crash and must be reused from the pending writes.`);
+    expectEachEffectOnce(ledger, ["payments"], situation);
   },
 );
 
 grader.excellence(
   "a permanently failing step compensates the effects already done, newest first, once each (saga)",
   {
-    hint: "When a node fails for good (after maxAttempts), walk the timeline's finished effect tasks and call their compensate() in reverse order, each with a stable key; then save a final checkpoint (next = []) and resolve with status \"compensated\".",
+    hint: 'When a node fails for good (after maxAttempts), walk the timeline\'s finished effect tasks and call their compensate() in reverse order, each with a stable key; then save a final checkpoint (next = []) and resolve with status "compensated".',
     section: "compensation-saga",
     weight: 2,
   },
-  async (api) => {
-    const files = scratch();
-    const threadId = newThreadId("saga");
-    try {
-      const saver = new MemorySaver();
-      const workflow = sagaWorkflow({ ledger: files.ledger, probe: new Probe() });
-      let result: RunResult;
-      try {
-        result = await api.runWorkflow(workflow, { saver, threadId, input: orderInput() });
-      } catch (error) {
-        return fail(`When "ship" failed for good, runWorkflow threw ${error instanceof Error ? error.message : String(error)}; it must compensate and resolve with status "compensated".`);
-      }
-      if (result.status !== "compensated") fail(`When "ship" failed for good, runWorkflow resolved with status ${show(result.status)}; expected "compensated".`);
-      const ships = files.ledger.runs("ship");
-      if (ships !== 2) fail(`"ship" (maxAttempts 2) ran ${ships} time(s) before the run gave up; expected 2.`);
-      const reserveKey = files.ledger.calls("stock")[0]?.key;
-      const chargeKey = files.ledger.calls("payments")[0]?.key;
-      const undo = files.ledger.entries().filter((entry) => entry.kind === "call" && (entry.service === "refunds" || entry.service === "releases"));
-      const order = undo.map((entry) => (entry.kind === "call" ? `${entry.service}: ${entry.about}` : ""));
-      if (files.ledger.executed("refunds") !== 1 || files.ledger.executed("releases") !== 1) {
-        fail(`Compensation executed ${files.ledger.executed("refunds")} refund(s) and ${files.ledger.executed("releases")} release(s) (${show(order)}); expected one of each.`);
-      }
-      if (!isDeepStrictEqual(order, [`refunds: refund ${chargeKey}`, `releases: release ${reserveKey}`])) {
-        fail(`The compensations were ${show(order)}; expected the charge refunded first, then the reservation released (reverse order), each naming the key its effect ran with.`);
-      }
-      const entries = files.ledger.entries().length;
-      const again = await api.runWorkflow(workflow, { saver, threadId });
-      if (files.ledger.entries().length !== entries || again.status !== "compensated") {
-        fail(`Resuming the compensated thread ran more work or reported ${show(again.status)}; it is finished: return its state with status "compensated".`);
-      }
-    } finally {
-      files.remove();
+  async (api, check) => {
+    const proc = await sharedProc(api, check);
+    const thread = newCase(check, "saga", orderInput());
+    const outcome = await runThread(proc, thread);
+    if (outcome.kind !== "finished") fail(`When "ship" failed for good, ${describeOutcome(outcome)}; it must compensate and resolve with status "compensated".`);
+    const result = outcome.result;
+    if (result.status !== "compensated") fail(`When "ship" failed for good, runWorkflow resolved with status ${show(result.status)}; expected "compensated".`);
+    const ledger = thread.world.ledger;
+    const ships = ledger.runs("ship");
+    if (ships !== 2) fail(`"ship" (maxAttempts 2) ran ${ships} time(s) before the run gave up; expected 2.`);
+    const reserveKey = ledger.calls("stock")[0]?.key;
+    const chargeKey = ledger.calls("payments")[0]?.key;
+    const order = ledger.entries.flatMap((entry) => (entry.kind === "call" && (entry.service === "refunds" || entry.service === "releases") ? [`${entry.service}: ${entry.about}`] : []));
+    if (ledger.executed("refunds").length !== 1 || ledger.executed("releases").length !== 1) {
+      fail(`Compensation executed ${ledger.executed("refunds").length} refund(s) and ${ledger.executed("releases").length} release(s) (${show(order)}); expected one of each.`);
+    }
+    if (!isDeepStrictEqual(order, [`refunds: refund ${chargeKey}`, `releases: release ${reserveKey}`])) {
+      fail(`The compensations were ${show(order)}; expected the charge refunded first, then the reservation released (reverse order), each naming the key its effect ran with.`);
+    }
+    const entries = ledger.entries.length;
+    const again = resultOf(await runThread(proc, { ...thread, input: undefined }), "Resuming the compensated thread did not return:");
+    if (ledger.entries.length !== entries || again.status !== "compensated") {
+      fail(`Resuming the compensated thread ran more work or reported ${show(again.status)}; it is finished: return its state with status "compensated".`);
     }
   },
 );
@@ -321,24 +331,26 @@ grader.excellence(
     section: "forks-and-time-travel",
     weight: 2,
   },
-  async (api) => {
-    const files = scratch();
-    const threadId = newThreadId("fork");
-    try {
-      const saver = new MemorySaver();
-      const workflow = orderWorkflow({ ledger: files.ledger, probe: new Probe() });
-      const input = orderInput();
-      const original = await api.runWorkflow(workflow, { saver, threadId, input });
-      const before = await allCheckpoints(saver, threadId);
-      const originalChain = await chainFrom(saver, { threadId, checkpointId: original.checkpointId });
-      const forkPoint = originalChain.find((tuple) => isDeepStrictEqual(tuple.checkpoint.next, ["summarize"]));
-      if (!forkPoint) return fail(`The finished thread has no checkpoint with next = ["summarize"] to fork from (next values: ${show(originalChain.map((t) => t.checkpoint.next))}).`);
-      const summaries = files.ledger.runs("summarize");
-      const forked = await api.runWorkflow(workflow, { saver, threadId, checkpointId: forkPoint.config.checkpointId });
-      if (files.ledger.runs("summarize") !== summaries + 1) {
-        fail(`Running from the checkpoint before "summarize" (${forkPoint.config.checkpointId}) ran "summarize" ${files.ledger.runs("summarize") - summaries} time(s); it must run it once, on a new branch.`);
-      }
-      if (!isDeepStrictEqual(forked.state, original.state)) fail(`The fork ended with ${show(forked.state)}; replaying "summarize" on the same state must end as the original did: ${show(original.state)}.`);
+  async (api, check) => {
+    const proc = await sharedProc(api, check);
+    const input = orderInput();
+    const thread = newCase(check, "order", input);
+    const threadId = thread.world.threadId;
+    const ledger = thread.world.ledger;
+    const original = resultOf(await runThread(proc, thread), "An uncrashed run of the order workflow did not finish:");
+    const { before, originalChain } = await withStore(thread.file, async (saver) => ({
+      before: await allCheckpoints(saver, threadId),
+      originalChain: await chainFrom(saver, { threadId, checkpointId: original.checkpointId }),
+    }));
+    const forkPoint = originalChain.find((tuple) => isDeepStrictEqual(tuple.checkpoint.next, ["summarize"]));
+    if (!forkPoint) return fail(`The finished thread has no checkpoint with next = ["summarize"] to fork from (next values: ${show(originalChain.map((t) => t.checkpoint.next))}).`);
+    const summaries = ledger.runs("summarize");
+    const forked = resultOf(await runThread(proc, { ...thread, input: undefined }, { checkpointId: forkPoint.config.checkpointId }), "Running from an earlier checkpoint did not finish:");
+    if (ledger.runs("summarize") !== summaries + 1) {
+      fail(`Running from the checkpoint before "summarize" (${forkPoint.config.checkpointId}) ran "summarize" ${ledger.runs("summarize") - summaries} time(s); it must run it once, on a new branch.`);
+    }
+    if (!isDeepStrictEqual(forked.state, original.state)) fail(`The fork ended with ${show(forked.state)}; replaying "summarize" on the same state must end as the original did: ${show(original.state)}.`);
+    await withStore(thread.file, async (saver) => {
       const after = await allCheckpoints(saver, threadId);
       for (const old of before) {
         const still = after.find((tuple) => tuple.config.checkpointId === old.config.checkpointId);
@@ -351,9 +363,7 @@ grader.excellence(
       if (!forkChain.includes(forkPoint.config.checkpointId)) fail(`Following parent pointers from the fork's last checkpoint does not reach the checkpoint it was forked from (${forkPoint.config.checkpointId}).`);
       const stillOriginal = (await chainFrom(saver, { threadId, checkpointId: original.checkpointId })).map((t) => t.config.checkpointId);
       if (!isDeepStrictEqual(stillOriginal, originalChain.map((t) => t.config.checkpointId))) fail("After the fork, the original branch's parent chain changed; it must stay listable as it was.");
-    } finally {
-      files.remove();
-    }
+    });
   },
 );
 
@@ -369,41 +379,36 @@ grader.excellence(
     weight: 2,
     timeout: 15_000,
   },
-  async (api) => {
+  async (api, check) => {
     const input = orderInput();
-    const point = "after-checkpoint:charge";
-    const files = scratch();
-    const threadId = newThreadId("schema");
-    try {
-      const crashed = await runThreads([{ workflow: "order", dbFile: files.dbFile, ledgerFile: files.ledger.file, threadId, input }], point);
-      if (crashed.kind !== "crashed") fail(`The version-1 run was meant to crash at "${point}", but ${describeMiss(crashed)}.`);
-      const saver = new SqliteSaver(files.dbFile);
-      try {
-        const stamped = (await saver.getTuple({ threadId }))?.checkpoint.stateSchemaVersion;
-        if (stamped !== 1) fail(`The paused run's latest checkpoint has stateSchemaVersion ${show(stamped)}; stamp each checkpoint with the workflow's schemaVersion (1 here).`);
-        const entries = files.ledger.entries().length;
-        const checkpoints = (await allCheckpoints(saver, threadId)).length;
-        const world = { ledger: files.ledger, probe: new Probe() };
-        await expectRejects(
-          () => api.runWorkflow(orderWorkflow(world, { version: 2 }), { saver, threadId, input }),
-          (error) => error instanceof api.SchemaMismatchError,
-          "Resuming a version-1 checkpoint with a version-2 workflow that has no migrate()",
-        );
-        if (files.ledger.entries().length !== entries || (await allCheckpoints(saver, threadId)).length !== checkpoints) {
-          fail("The refused version-2 resume still ran nodes or saved checkpoints; refuse before doing anything.");
-        }
-        const migrated = await api.runWorkflow(orderWorkflow(world, { version: 2, migrate: true }), { saver, threadId, input });
-        const due = migrated.state.amountDue;
-        if ("total" in migrated.state || typeof due !== "number" || !String(migrated.state.summary).includes(`${due} paid`)) {
-          fail(`Resuming with migrate() ended with ${show(migrated.state)}; the version-1 state must be migrated (total -> amountDue) before the version-2 nodes run.`);
-        }
-        expectEachEffectOnce(files.ledger, EFFECT_SERVICES, "After the migrated resume");
-      } finally {
-        saver.close();
-      }
-    } finally {
-      files.remove();
+    const thread = newCase(check, "order", input);
+    const point = at("after-checkpoint", "charge");
+    const crashed = await runThread(await freshProc(check), thread, { point });
+    if (crashed.kind !== "crashed") fail(`The version-1 run was meant to crash at "${label(point)}", but ${describeOutcome(crashed)}.`);
+    const threadId = thread.world.threadId;
+    const stamped = await withStore(thread.file, async (saver) => (await saver.getTuple({ threadId }))?.checkpoint.stateSchemaVersion);
+    if (stamped !== 1) fail(`The paused run's latest checkpoint has stateSchemaVersion ${show(stamped)}; stamp each checkpoint with the workflow's schemaVersion (1 here).`);
+    const ledger = thread.world.ledger;
+    const entries = ledger.entries.length;
+    const count = () => withStore(thread.file, async (saver) => (await allCheckpoints(saver, threadId)).length);
+    const checkpoints = await count();
+    const proc = await sharedProc(api, check);
+    const refused = await runThread(proc, thread, { workflow: { version: 2 } });
+    await expectRejects(
+      async () => {
+        if (refused.kind === "failed") throw refused.error;
+        if (refused.kind !== "finished") throw new Error(describeOutcome(refused));
+      },
+      (error) => error instanceof api.SchemaMismatchError,
+      "Resuming a version-1 checkpoint with a version-2 workflow that has no migrate()",
+    );
+    if (ledger.entries.length !== entries || (await count()) !== checkpoints) fail("The refused version-2 resume still ran nodes or saved checkpoints; refuse before doing anything.");
+    const migrated = resultOf(await runThread(proc, thread, { workflow: { version: 2, migrate: true } }), "Resuming with a version-2 workflow that has migrate()");
+    const due = migrated.state.amountDue;
+    if ("total" in migrated.state || typeof due !== "number" || !String(migrated.state.summary).includes(`${due} paid`)) {
+      fail(`Resuming with migrate() ended with ${show(migrated.state)}; the version-1 state must be migrated (total -> amountDue) before the version-2 nodes run.`);
     }
+    expectEachEffectOnce(ledger, EFFECT_SERVICES, "After the migrated resume");
   },
 );
 

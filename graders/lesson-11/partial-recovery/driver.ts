@@ -1,21 +1,23 @@
 /**
  * What the partial-recovery checks do over and over: seeded inputs, the expected final state,
- * and "crash a child at point X, then resume in a fresh child" with its evidence collected.
+ * a thread run in a learner process, and "crash a learner process at point X, then resume in a
+ * fresh one" with its evidence collected. A resume process shares nothing with the crashed one
+ * but the SQLite file in the unit's scratch folder (and the trusted side's ledger).
  */
+import { randomBytes } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
-import { fileURLToPath } from "node:url";
-import { describeOutcome, inParallel, runChild, type ChildOutcome } from "#harness/crash.ts";
+import type { CheckContext } from "#harness/check.ts";
+import { describeOutcome, inParallel, untilCrash, type CrashOutcome } from "#harness/crash.ts";
 import { seededRandom, withSeed } from "#harness/seed.ts";
-import type { ThreadOutcome, ThreadRun } from "./child.ts";
-import { expectedStates, scratch, type Ledger, type LedgerEntry, type OrderInput, type RunResult, type Scratch, type WorkflowName } from "./fixture.ts";
+import type { LearnerProcess } from "../../../kit/sandbox/learner.ts";
+import { expectedStates, label, Ledger, newDbFile, World, type CrashPoint, type LearnerFixture, type LedgerEntry, type OrderInput, type RecoveryApi, type RunResult, type WorkflowName } from "./fixture.ts";
+import type { WorkflowOptions } from "./learner-fixture.ts";
 
-export const CHILD_ENTRY = fileURLToPath(new URL("./child.ts", import.meta.url));
 const random = seededRandom();
-let threads = 0;
 
-export function newThreadId(label: string): string {
-  threads += 1;
-  return `${label}-${threads}-${Math.floor(random() * 1e6)}`;
+/** An opaque thread id: names no check and no crash point. */
+export function newThreadId(): string {
+  return randomBytes(6).toString("hex");
 }
 
 /** A seeded order: amounts with cents, from small to large. */
@@ -37,92 +39,137 @@ export function finalState(workflow: WorkflowName, input: OrderInput): Record<st
   return expectedStates(workflow, input).at(-1)!;
 }
 
+/** A learner process with the unit and the grader's learner-side fixture loaded. */
+export interface Proc {
+  learner: LearnerProcess;
+  api: RecoveryApi;
+  f: LearnerFixture;
+}
+
+export const FIXTURE = "recovery";
+
+export async function sharedProc(api: RecoveryApi, check: CheckContext<RecoveryApi>): Promise<Proc> {
+  return { learner: check.learner, api, f: await check.fixture<LearnerFixture>(FIXTURE) };
+}
+
+export async function freshProc(check: CheckContext<RecoveryApi>): Promise<Proc> {
+  const { learner, api } = await check.spawn();
+  return { learner, api, f: await check.fixture<LearnerFixture>(FIXTURE, learner) };
+}
+
+export interface ThreadCase {
+  world: World;
+  file: string;
+  input?: Record<string, unknown>;
+}
+
+export function newCase(check: CheckContext<RecoveryApi>, workflow: WorkflowName, input: OrderInput, options: { ledger?: Ledger; workflow?: WorkflowOptions } = {}): ThreadCase {
+  const world = new World(workflow, newThreadId(), options.ledger ?? new Ledger(), options.workflow ?? {});
+  world.waitLimitMs *= check.slowness;
+  return { world, file: newDbFile(check.scratch), input };
+}
+
+/** Runs (or resumes) one thread in `proc`, armed to crash at `point` if given. */
+export async function runThread(proc: Proc, thread: ThreadCase, extra: { point?: CrashPoint; checkpointId?: string; workflow?: WorkflowOptions } = {}): Promise<CrashOutcome<RunResult>> {
+  const { world } = thread;
+  if (extra.workflow) world.options = extra.workflow;
+  world.arm(proc.learner, extra.point);
+  const hooks = world.hooks();
+  const saver = await proc.f.openSaver(thread.file, hooks);
+  const workflow = await proc.f.workflow(world.workflow, hooks, world.options);
+  const options = {
+    saver,
+    sqliteFile: thread.file,
+    threadId: world.threadId,
+    ...(thread.input !== undefined && { input: thread.input }),
+    ...(extra.checkpointId !== undefined && { checkpointId: extra.checkpointId }),
+  };
+  return untilCrash(proc.learner, proc.api.runWorkflow(workflow as never, options as never) as Promise<RunResult>);
+}
+
+/** The run's result, or a failure saying what happened instead. */
+export function resultOf(outcome: CrashOutcome<RunResult>, what: string): RunResult {
+  if (outcome.kind === "finished") return outcome.result;
+  return fail(`${what}, ${describeOutcome(outcome)}.`);
+}
+
 export interface CrashEvidence {
-  point: string;
-  files: Scratch;
-  run: ThreadRun;
-  /** Ledger entries written by the process that crashed. */
+  point: CrashPoint;
+  thread: ThreadCase;
+  /** Ledger entries made by the process that crashed. */
   beforeResume: LedgerEntry[];
-  resumed: ThreadOutcome;
-}
-
-/** Runs threads in one child process (crashing at `crashAt`, if given); one outcome per thread, or the process's own failure. */
-export async function runThreads(runs: ThreadRun[], crashAt?: string): Promise<ChildOutcome<ThreadOutcome[]>> {
-  return runChild<ThreadOutcome[]>({ entry: CHILD_ENTRY, args: runs, timeoutMs: 5_000 + 2_000 * runs.length, ...(crashAt !== undefined && { crashAt }) });
-}
-
-export function newRun(workflow: WorkflowName, input: OrderInput, files: Scratch, label: string): ThreadRun {
-  return { workflow, dbFile: files.dbFile, ledgerFile: files.ledger.file, threadId: newThreadId(label), input };
+  resumed: CrashOutcome<RunResult>;
 }
 
 /**
- * For each crash point: a child runs the workflow on a thread of its own and kills itself at that
- * point. Then fresh children (two, sharing the work) resume every crashed thread from its SQLite
- * file and ledger alone. The caller removes the evidence's files.
+ * For each crash point: a fresh learner process runs the workflow on a thread of its own and is
+ * killed at that point. Then fresh processes (two, sharing the work) resume every crashed thread
+ * from its SQLite file alone: they never ran any of them.
  */
-export async function crashAndResume(workflow: WorkflowName, input: OrderInput, points: readonly string[]): Promise<CrashEvidence[]> {
-  const cases = points.map((point) => {
-    const files = scratch();
-    return { point, files, run: newRun(workflow, input, files, `crash-${point.replace(/[^a-z]+/gi, "-")}`) };
-  });
-  const removeAll = () => cases.forEach(({ files }) => files.remove());
-  const crashes = await inParallel(cases.map(({ run, point }) => () => runThreads([run], point)));
+export async function crashAndResume(check: CheckContext<RecoveryApi>, workflow: WorkflowName, input: OrderInput, points: readonly CrashPoint[]): Promise<CrashEvidence[]> {
+  const cases = points.map((point) => ({ point, thread: newCase(check, workflow, input) }));
+  const crashes = await inParallel(
+    cases.map(({ point, thread }) => async () => {
+      const victim = await freshProc(check);
+      const outcome = await runThread(victim, thread, { point });
+      // An executor that saves through its own connection reaches the end of the last step without
+      // telling the given saver: the crash after the last checkpoint is then a crash after the run.
+      if (outcome.kind === "finished" && point.moment === "after-checkpoint" && thread.world.checkpointCrashPending) {
+        victim.learner.kill("SIGKILL");
+        await victim.learner.exited;
+        return { kind: "crashed" } as const;
+      }
+      return outcome;
+    }),
+  );
   for (const [index, crashed] of crashes.entries()) {
     if (crashed.kind === "crashed") continue;
-    removeAll();
     const { point } = cases[index]!;
-    const reached = crashed.kind === "finished" && crashed.result[0]?.ok === true;
-    return fail(`The "${workflow}" workflow was started to crash at "${point}", but ${describeMiss(crashed)}.${reached ? ` ${hintFor(point)}` : ""}`);
+    return fail(`The "${workflow}" workflow was started to crash at "${label(point)}", but ${crashed.kind === "finished" ? `the run finished without reaching it. ${hintFor(point)}` : describeOutcome(crashed)}.`);
   }
-  const beforeResume = cases.map(({ files }) => files.ledger.entries());
+  const beforeResume = cases.map(({ thread }) => [...thread.world.ledger.entries]);
   const half = Math.ceil(cases.length / 2);
   const batches = [cases.slice(0, half), cases.slice(half)].filter((batch) => batch.length > 0);
-  const resumed = await inParallel(batches.map((batch) => () => runThreads(batch.map(({ run }) => run))));
-  const outcomes = batches.flatMap((batch, index) => {
-    const outcome = resumed[index]!;
-    return batch.map((_, position): ThreadOutcome => (outcome.kind === "finished" ? outcome.result[position]! : { ok: false, message: describeOutcome(outcome) }));
-  });
+  const resumed = await inParallel(
+    batches.map((batch) => async () => {
+      const proc = await freshProc(check);
+      const outcomes: Array<CrashOutcome<RunResult>> = [];
+      for (const { thread } of batch) outcomes.push(await runThread(proc, thread));
+      return outcomes;
+    }),
+  );
+  const outcomes = resumed.flat();
   return cases.map((item, index) => ({ ...item, beforeResume: beforeResume[index]!, resumed: outcomes[index]! }));
 }
 
-/** Why a child meant to crash did not: it finished, runWorkflow threw, or the process died otherwise. */
-export function describeMiss(outcome: ChildOutcome<ThreadOutcome[]>): string {
-  if (outcome.kind !== "finished") return describeOutcome(outcome);
-  const thread = outcome.result[0];
-  if (!thread) return "the process reported no result";
-  return thread.ok ? "the run finished without reaching it" : `runWorkflow threw ${thread.message}`;
-}
-
-function hintFor(point: string): string {
-  if (point.startsWith("after-checkpoint:")) return `That point is the first checkpoint saved after node "${point.slice(17)}" returned: save one when each step ends.`;
+function hintFor(point: CrashPoint): string {
+  if (point.moment === "after-checkpoint") return `That point is the checkpoint saved after node "${point.node}" returned: save one when each step ends.`;
   return "Every node of the workflow must run once in an uncrashed run.";
 }
 
 /** The resumed run's result, or a failure naming the crash point and what the fresh process did. */
 export function resumedResult(evidence: CrashEvidence): RunResult {
-  if (!evidence.resumed.ok) {
-    return fail(`After a crash at "${evidence.point}", a fresh process called runWorkflow on the same thread and SQLite file, and ${evidence.resumed.message.startsWith("it ") ? evidence.resumed.message : `it threw ${evidence.resumed.message}`}.`);
-  }
-  return evidence.resumed.result;
+  return resultOf(evidence.resumed, `After a crash at "${label(evidence.point)}", a fresh process called runWorkflow on the same thread and SQLite file, and`);
 }
 
 export function expectSameState(actual: RunResult, expected: Record<string, unknown>, situation: string): void {
   if (!isDeepStrictEqual(actual.state, expected)) {
-    fail(`${situation}, the final state was ${show(actual.state)}; an uncrashed run of the same input ends with ${show(expected)}, each effect executed once.`);
+    fail(`${situation}, runWorkflow resolved with status ${show(actual.status)}${actual.error ? ` (${actual.error})` : ""} and the final state was ${show(actual.state)}; an uncrashed run of the same input ends with ${show(expected)}, each effect executed once.`);
   }
   if (actual.status !== "completed") fail(`${situation}, runWorkflow reported status ${show(actual.status)}; the run completed, so it must be "completed".`);
 }
 
 /** Every provider of the workflow executed exactly one call, whatever was retried. */
-export function expectEachEffectOnce(ledger: Ledger, services: readonly string[], situation: string): void {
+export function expectEachEffectOnce(ledger: Ledger, services: readonly string[], situation: string, times = 1): void {
   for (const service of services) {
     const calls = ledger.calls(service);
-    const executed = calls.filter((call) => !call.deduplicated);
-    if (executed.length !== 1) {
+    const executed = ledger.executed(service);
+    if (executed.length !== times) {
       const keys = [...new Set(calls.map((call) => call.key))];
       fail(
-        `${situation}, the ${service} provider executed ${executed.length} request(s) (keys ${show(keys)}); it must execute exactly one. ` +
-          (keys.length > 1 ? "The retry after the crash came with a different idempotency key, so the provider could not recognise it." : ""),
+        `${situation}, the ${service} provider executed ${executed.length} request(s) (keys ${show(keys)}); it must execute exactly ${times}. ` +
+          (executed.length > times && keys.length > 1 ? "A retry came with a different idempotency key, so the provider could not recognise it." : "") +
+          (executed.length < times ? "Separate effects were sent with the same idempotency key, so the provider took one for a retry of the other." : ""),
       );
     }
   }

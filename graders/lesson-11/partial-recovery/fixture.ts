@@ -1,165 +1,208 @@
 /**
- * The world the partial-recovery grader runs submissions in: a ledger file, fake external
- * providers with an idempotency-key API (like a payment provider's), the grader's workflows
- * with crash points, and a saver wrapper that can crash right after a checkpoint is written.
+ * The trusted side of the partial-recovery grader's world: the ledger, fake external providers
+ * with an idempotency-key API (like a payment provider's), the bodies of the grader's nodes, and
+ * the crash points. The learner's executor gets the workflows from learner-fixture.ts, whose node
+ * bodies call back here: every node entry and every provider call is recorded in this process,
+ * which survives the crashes it causes.
  *
- * The ledger is an append-only JSON-lines file written synchronously, so what a process did
- * before it was SIGKILLed is still there for the grader to count: every node run, every call a
- * provider received, and whether the provider executed it or deduplicated it by key.
+ * Crash points (a small space, enumerated by the checks): for each node,
+ *   before:N            killed when the executor enters N (before its body runs);
+ *   after-work:N        N's body ran (an effect reached its provider), killed before N returns;
+ *   after-checkpoint:N  N returned, killed once the store has saved the next checkpoint (or, for an
+ *                       executor that does not save through the given saver, at the next node entry).
  */
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { CheckpointMetadata, CheckpointSaver, CheckpointTuple, RunnableConfig } from "#runtime";
-import { crashPoint, crashTarget } from "#harness/crash.ts";
+import { SqliteSaver, type CheckpointTuple, type RunnableConfig } from "#runtime";
+import { CrashSwitch } from "#harness/crash.ts";
 import type * as Api from "../../../solutions/lesson-11/partial-recovery/index.ts";
+import type { Hooks, WorkflowName, WorkflowOptions } from "./learner-fixture.ts";
 
+export type { WorkflowName } from "./learner-fixture.ts";
 export type RecoveryApi = typeof Api;
-export type Workflow = Api.Workflow;
 export type RunResult = Api.RunResult;
+export type LearnerFixture = typeof import("./learner-fixture.ts");
 
 // ---- ledger and providers -------------------------------------------------------------
 
 export type LedgerEntry =
-  | { kind: "run"; node: string; attempt: number; key: string; pid: number }
-  | { kind: "call"; service: string; key: string; about: string; deduplicated: boolean; result: string; pid: number };
+  | { kind: "run"; node: string; attempt: number; key: string; thread: string }
+  | { kind: "call"; service: string; key: string; about: string; deduplicated: boolean; result: string; thread: string };
+export type CallEntry = Extract<LedgerEntry, { kind: "call" }>;
 
+/** Everything the providers and nodes saw, in order (shared by the threads that share providers). */
 export class Ledger {
-  constructor(readonly file: string) {}
+  readonly entries: LedgerEntry[] = [];
 
-  entries(): LedgerEntry[] {
-    if (!existsSync(this.file)) return [];
-    return readFileSync(this.file, "utf8")
-      .split("\n")
-      .filter((line) => line !== "")
-      .map((line) => JSON.parse(line) as LedgerEntry);
+  runs(node: string, thread?: string): number {
+    return this.entries.filter((entry) => entry.kind === "run" && entry.node === node && (thread === undefined || entry.thread === thread)).length;
   }
 
-  append(entry: LedgerEntry): void {
-    appendFileSync(this.file, `${JSON.stringify(entry)}\n`);
-  }
-
-  runs(node: string): number {
-    return this.entries().filter((entry) => entry.kind === "run" && entry.node === node).length;
-  }
-
-  calls(service: string): Array<Extract<LedgerEntry, { kind: "call" }>> {
-    return this.entries().filter((entry): entry is Extract<LedgerEntry, { kind: "call" }> => entry.kind === "call" && entry.service === service);
+  calls(service: string): CallEntry[] {
+    return this.entries.filter((entry): entry is CallEntry => entry.kind === "call" && entry.service === service);
   }
 
   /** Calls the provider actually executed (a deduplicated retry does not count). */
-  executed(service: string): number {
-    return this.calls(service).filter((call) => !call.deduplicated).length;
+  executed(service: string): CallEntry[] {
+    return this.calls(service).filter((call) => !call.deduplicated);
   }
-}
 
-/**
- * An external service with an idempotency-key API. A key seen before returns the first call's
- * result and executes nothing. Results are numbered per ledger (`payments#1`), so a second real
- * execution shows up in the workflow's final state as well as in the ledger.
- */
-export class Provider {
-  constructor(
-    private readonly ledger: Ledger,
-    readonly service: string,
-  ) {}
-
-  call(key: unknown, about: string): string {
+  /**
+   * An external service with an idempotency-key API: a key seen before returns the first call's
+   * result and executes nothing. Results are numbered per service (`payments#1`), so a second
+   * real execution shows in the workflow's final state as well as here.
+   */
+  call(service: string, key: unknown, about: string, thread: string): string {
     if (typeof key !== "string" || key.length === 0 || key.length > 255) {
-      throw new Error(`${this.service}: the idempotency key must be a non-empty string of at most 255 characters, got ${JSON.stringify(key)}`);
+      throw new Error(`${service}: the idempotency key must be a non-empty string of at most 255 characters, got ${JSON.stringify(key)}`);
     }
-    const earlier = this.ledger.calls(this.service).find((call) => call.key === key && !call.deduplicated);
-    const result = earlier?.result ?? `${this.service}#${this.ledger.executed(this.service) + 1}`;
-    this.ledger.append({ kind: "call", service: this.service, key, about, deduplicated: earlier !== undefined, result, pid: process.pid });
+    const earlier = this.executed(service).find((call) => call.key === key);
+    const result = earlier?.result ?? `${service}#${this.executed(service).length + 1}`;
+    this.entries.push({ kind: "call", service, key, about, deduplicated: earlier !== undefined, result, thread });
     return result;
   }
 }
 
-// ---- crash probes -----------------------------------------------------------------------
+// ---- crash points ---------------------------------------------------------------------
+
+export type Moment = "before" | "after-work" | "after-checkpoint" | "after-compensate";
+export interface CrashPoint {
+  moment: Moment;
+  node: string;
+}
+export const label = (point: CrashPoint) => `${point.moment}:${point.node}`;
+
+type Context = { idempotencyKey?: unknown; attempt?: unknown; threadId?: unknown; effectKey?: unknown };
+type State = Record<string, unknown>;
 
 /**
- * Connects the workflow's nodes with the saver wrapper, for crash points that depend on what the
- * executor has persisted: "after the checkpoint that follows node N" and "once a branch's writes
- * are saved". In the grader's own process nothing crashes and the probe only records.
+ * One thread of one of the grader's workflows, seen from the trusted side: its hooks (what the
+ * learner-side workflow calls), the ledger they write to, and the crash point it is armed with.
  */
-export class Probe {
-  private readonly returnedSinceCheckpoint = new Set<string>();
-  private readonly writesSavedAfter = new Map<string, number>();
+export class World {
+  readonly crash = new CrashSwitch();
+  point: CrashPoint | undefined;
+  private checkpointCrashDue = false;
+  private returnedSince = new Set<string>();
+  /** Bound on how long one branch waits for its sibling's write (parallel crash only), ms. */
+  waitLimitMs = 3_000;
 
-  nodeReturned(node: string): void {
-    this.returnedSinceCheckpoint.add(node);
-    this.writesSavedAfter.set(node, 0);
+  constructor(
+    readonly workflow: WorkflowName,
+    readonly threadId: string,
+    readonly ledger: Ledger = new Ledger(),
+    public options: WorkflowOptions = {},
+  ) {}
+
+  /** Arms the crash point for the next run in `victim` (none: run to the end). */
+  arm(victim: Parameters<CrashSwitch["arm"]>[0], point?: CrashPoint): void {
+    this.point = point;
+    this.checkpointCrashDue = false;
+    this.crash.arm(point ? victim : undefined);
   }
 
-  checkpointSaved(): void {
-    for (const node of this.returnedSinceCheckpoint) crashPoint(`after-checkpoint:${node}`);
-    this.returnedSinceCheckpoint.clear();
+  /** True when the after-checkpoint point was reached by a run that finished without saving through the saver. */
+  get checkpointCrashPending(): boolean {
+    return this.checkpointCrashDue;
   }
 
-  writesSaved(): void {
-    for (const [node, count] of this.writesSavedAfter) this.writesSavedAfter.set(node, count + 1);
+  private at(moment: Moment, node: string): boolean {
+    return this.crash.armed && this.point?.moment === moment && this.point.node === node;
   }
 
-  /** Waits until `node` has returned and a pending write was saved after it (or `limitMs` passed). */
-  async untilWritesSavedAfter(node: string, limitMs: number): Promise<void> {
-    for (const started = Date.now(); Date.now() - started < limitMs; await sleep(5)) {
-      if ((this.writesSavedAfter.get(node) ?? 0) > 0) return;
+  hooks(): Hooks {
+    return {
+      run: (node, state, context) => this.run(node, state, context as Context),
+      compensate: (node, state, context) => this.compensate(node, state, context as Context),
+      saved: async (kind) => {
+        if (kind === "writes") for (const node of this.returnedSince) this.writesAfter.add(node);
+        if (kind === "checkpoint" && this.checkpointCrashDue && this.crash.armed) return this.crash.fire();
+      },
+    };
+  }
+
+  private readonly writesAfter = new Set<string>();
+
+  private async run(node: string, state: State, context: Context): Promise<State | undefined> {
+    if (this.checkpointCrashDue && this.crash.armed) return this.crash.fire();
+    if (this.at("before", node)) {
+      // The parallel crash: this branch dies after its sibling's result was persisted.
+      if (this.workflow === "parallel" && node === "inventory") await this.untilWritten("fraudCheck");
+      return this.crash.fire();
+    }
+    const key = typeof context.idempotencyKey === "string" ? context.idempotencyKey : JSON.stringify(context.idempotencyKey);
+    this.ledger.entries.push({ kind: "run", node, attempt: Number(context.attempt), key, thread: this.threadId });
+    const update = await this.body(node, state, context);
+    if (this.at("after-work", node)) return this.crash.fire();
+    this.returnedSince.add(node);
+    if (this.at("after-checkpoint", node)) this.checkpointCrashDue = true;
+    return update;
+  }
+
+  private async untilWritten(node: string): Promise<void> {
+    for (const started = Date.now(); Date.now() - started < this.waitLimitMs && !this.writesAfter.has(node); ) await sleep(5);
+  }
+
+  private call(service: string, context: Context, about: string): string {
+    return this.ledger.call(service, context.idempotencyKey, about, this.threadId);
+  }
+
+  private async body(node: string, state: State, context: Context): Promise<State | undefined> {
+    const version = this.options.version ?? 1;
+    const due = () => Number(version === 2 ? state.amountDue : state.total);
+    switch (`${this.workflow}/${node}`) {
+      case "order/quote": {
+        const total = Math.round(Number(state.amount) * 108) / 100; // with 8% tax
+        return version === 2 ? { amountDue: total } : { total };
+      }
+      case "order/charge":
+        return { receipt: this.call("payments", context, `charge ${due()} for ${String(state.orderId)}`) };
+      case "order/notify":
+        return { emailId: this.call("email", context, `receipt ${String(state.receipt)}`) };
+      case "order/summarize":
+        return { summary: `${String(state.orderId)}: ${due()} paid (${String(state.receipt)}), confirmation ${String(state.emailId)}` };
+      case "parallel/intake":
+        return { lines: Number(state.amount) > 50 ? 2 : 1 };
+      case "parallel/fraudCheck":
+        return { risk: Number(state.amount) > 400 ? "review" : "low" };
+      case "parallel/inventory":
+        return { reserved: state.lines };
+      case "parallel/charge":
+        return { receipt: this.call("payments", context, `charge ${String(state.amount)} (risk ${String(state.risk)})`) };
+      case "saga/reserve":
+        return { reservation: this.call("stock", context, `reserve ${String(state.orderId)}`) };
+      case "saga/charge":
+        return { receipt: this.call("payments", context, `charge ${String(state.amount)}`) };
+      case "saga/ship":
+        throw new Error("the carrier rejected the parcel");
+      case "flaky/charge": {
+        const receipt = this.call("payments", context, `charge ${String(state.amount)}`);
+        if (Number(context.attempt) === 1) {
+          await sleep(10); // the client's timeout elapses: a retry comes later, never in the same millisecond
+          throw new Error("timeout waiting for the payment provider's answer");
+        }
+        return { receipt };
+      }
+      case "loop/remind": {
+        const sent = Array.isArray(state.reminders) ? state.reminders : [];
+        return { reminders: [...sent, this.call("reminders", context, `reminder ${sent.length + 1} for ${String(state.orderId)}`)] };
+      }
+      case "loop/wrapUp":
+        return { done: `${String(state.orderId)}: ${(state.reminders as unknown[]).length} reminders` };
+      default:
+        throw new Error(`grader bug: no body for ${this.workflow}/${node}`);
     }
   }
-}
 
-/** Wraps a saver: tells the probe when a checkpoint or pending write has been persisted. */
-export function probedSaver(saver: CheckpointSaver, probe: Probe): CheckpointSaver {
-  return {
-    getTuple: (config: RunnableConfig) => saver.getTuple(config),
-    list: (config, options) => saver.list(config, options),
-    async put(config: RunnableConfig, checkpoint, metadata: CheckpointMetadata) {
-      const saved = await saver.put(config, checkpoint, metadata);
-      probe.checkpointSaved();
-      return saved;
-    },
-    async putWrites(config, writes, taskId) {
-      await saver.putWrites(config, writes, taskId);
-      probe.writesSaved();
-    },
-    deleteThread: (threadId) => saver.deleteThread(threadId),
-  };
-}
-
-// ---- the grader's workflows ---------------------------------------------------------------
-
-type State = Record<string, unknown>;
-type NodeBody = (state: State, context: Api.NodeContext) => State | Promise<State>;
-
-export interface World {
-  ledger: Ledger;
-  probe: Probe;
-}
-
-interface NodeOptions extends Pick<Api.WorkflowNode, "compensate" | "maxAttempts"> {
-  /** Awaited before the `before:` crash point, to crash at a moment that depends on other tasks. */
-  settleBeforeCrash?: () => Promise<void>;
-}
-
-/** A node with the matrix's crash points around its work: before it, after its work, and (via the probe) after its checkpoint. */
-function node(world: World, name: string, kind: Api.NodeKind, body: NodeBody, next: Api.WorkflowNode["next"], options: NodeOptions = {}): Api.WorkflowNode {
-  const { settleBeforeCrash, ...rest } = options;
-  return {
-    name,
-    kind,
-    next,
-    ...rest,
-    async run(state, context) {
-      if (settleBeforeCrash && crashTarget() === `before:${name}`) await settleBeforeCrash();
-      crashPoint(`before:${name}`);
-      world.ledger.append({ kind: "run", node: name, attempt: context.attempt, key: String(context.idempotencyKey), pid: process.pid });
-      const update = await body(state, context);
-      crashPoint(`after-work:${name}`);
-      world.probe.nodeReturned(name);
-      return update;
-    },
-  };
+  private async compensate(node: string, _state: State, context: Context): Promise<void> {
+    if (this.workflow !== "saga") return;
+    if (node === "reserve") this.ledger.call("releases", context.idempotencyKey, `release ${String(context.effectKey)}`, this.threadId);
+    if (node === "charge") {
+      this.ledger.call("refunds", context.idempotencyKey, `refund ${String(context.effectKey)}`, this.threadId);
+      if (this.at("after-compensate", "charge")) return this.crash.fire();
+    }
+  }
 }
 
 export const ORDER_NODES = ["quote", "charge", "notify", "summarize"] as const;
@@ -171,110 +214,9 @@ export interface OrderInput extends State {
 }
 
 /**
- * quote (pure, an LLM-priced quote) -> charge (effect: payments) -> notify (effect: email)
- * -> summarize (pure). Version 2 renamed `total` to `amountDue`; its migrate() is optional.
- */
-export function orderWorkflow(world: World, options: { version?: 1 | 2; migrate?: boolean } = {}): Workflow {
-  const version = options.version ?? 1;
-  const due = (state: State) => (version === 2 ? state.amountDue : state.total) as number;
-  const payments = new Provider(world.ledger, "payments");
-  const email = new Provider(world.ledger, "email");
-  return {
-    schemaVersion: version,
-    start: ["quote"],
-    nodes: [
-      node(world, "quote", "pure", (state) => {
-        const total = Math.round((state.amount as number) * 108) / 100; // with 8% tax
-        return version === 2 ? { amountDue: total } : { total };
-      }, (state) => (due(state) > 0 ? ["charge"] : ["summarize"])),
-      node(world, "charge", "effect", (state, context) => ({ receipt: payments.call(context.idempotencyKey, `charge ${due(state)} for ${String(state.orderId)}`) }), ["notify"]),
-      node(world, "notify", "effect", (state, context) => ({ emailId: email.call(context.idempotencyKey, `receipt ${String(state.receipt)}`) }), ["summarize"]),
-      node(world, "summarize", "pure", (state) => ({ summary: `${String(state.orderId)}: ${due(state)} paid (${String(state.receipt)}), confirmation ${String(state.emailId)}` }), []),
-    ],
-    ...(options.migrate && {
-      migrate: (state: State, fromVersion: number) => {
-        if (fromVersion !== 1) throw new Error(`no migration from version ${fromVersion}`);
-        const { total, ...rest } = state;
-        return { ...rest, amountDue: total };
-      },
-    }),
-  };
-}
-
-/** intake -> (fraudCheck || inventory), two pure branches in one step -> charge (effect). */
-export function parallelWorkflow(world: World): Workflow {
-  const payments = new Provider(world.ledger, "payments");
-  return {
-    schemaVersion: 1,
-    start: ["intake"],
-    nodes: [
-      node(world, "intake", "pure", (state) => ({ lines: (state.amount as number) > 50 ? 2 : 1 }), ["fraudCheck", "inventory"]),
-      node(world, "fraudCheck", "pure", (state) => ({ risk: (state.amount as number) > 400 ? "review" : "low" }), ["charge"]),
-      // The crash of the parallel check: inventory dies after its sibling's result was saved.
-      node(world, "inventory", "pure", (state) => ({ reserved: state.lines }), ["charge"], { settleBeforeCrash: () => world.probe.untilWritesSavedAfter("fraudCheck", 1500) }),
-      node(world, "charge", "effect", (state, context) => ({ receipt: payments.call(context.idempotencyKey, `charge ${String(state.amount)} (risk ${String(state.risk)})`) }), []),
-    ],
-  };
-}
-
-/** reserve (effect) -> charge (effect) -> ship (fails for good, 2 attempts): compensations expected. */
-export function sagaWorkflow(world: World): Workflow {
-  const stock = new Provider(world.ledger, "stock");
-  const payments = new Provider(world.ledger, "payments");
-  const releases = new Provider(world.ledger, "releases");
-  const refunds = new Provider(world.ledger, "refunds");
-  return {
-    schemaVersion: 1,
-    start: ["reserve"],
-    nodes: [
-      node(world, "reserve", "effect", (state, context) => ({ reservation: stock.call(context.idempotencyKey, `reserve ${String(state.orderId)}`) }), ["charge"], {
-        compensate(_state, context) {
-          releases.call(context.idempotencyKey, `release ${context.effectKey}`);
-        },
-      }),
-      node(world, "charge", "effect", (state, context) => ({ receipt: payments.call(context.idempotencyKey, `charge ${String(state.amount)}`) }), ["ship"], {
-        compensate(_state, context) {
-          refunds.call(context.idempotencyKey, `refund ${context.effectKey}`);
-          crashPoint("after-compensate:charge");
-        },
-      }),
-      node(world, "ship", "effect", () => {
-        throw new Error("the carrier rejected the parcel");
-      }, [], { maxAttempts: 2, compensate: () => undefined }),
-    ],
-  };
-}
-
-/** charge reaches the provider, then its first attempt times out (the provider did charge): a retry must reuse the key. */
-export function flakyChargeWorkflow(world: World): Workflow {
-  const payments = new Provider(world.ledger, "payments");
-  return {
-    schemaVersion: 1,
-    start: ["charge"],
-    nodes: [
-      node(world, "charge", "effect", async (state, context) => {
-        const receipt = payments.call(context.idempotencyKey, `charge ${String(state.amount)}`);
-        if (context.attempt === 1) {
-          await sleep(10); // the client's timeout elapses: a retry comes later, never in the same millisecond
-          throw new Error("timeout waiting for the payment provider's answer");
-        }
-        return { receipt };
-      }, [], { maxAttempts: 3 }),
-    ],
-  };
-}
-
-export const WORKFLOWS = {
-  order: (world: World) => orderWorkflow(world),
-  parallel: parallelWorkflow,
-  saga: sagaWorkflow,
-} as const;
-export type WorkflowName = keyof typeof WORKFLOWS;
-
-/**
  * The states the grader's workflows go through for an input, step by step (the input first),
- * computed here and not by the submission: providers number their results per ledger, so a
- * run that executes each effect once gets `payments#1`, `email#1`.
+ * computed here and not by the submission: providers number their results, so a run that
+ * executes each effect once gets `payments#1`, `email#1`.
  */
 export function expectedStates(workflow: WorkflowName, input: OrderInput): State[] {
   const states: State[] = [{ ...input }];
@@ -290,28 +232,35 @@ export function expectedStates(workflow: WorkflowName, input: OrderInput): State
     step({ lines });
     step({ risk: input.amount > 400 ? "review" : "low", reserved: lines });
     step({ receipt: "payments#1" });
+  } else if (workflow === "loop") {
+    step({ reminders: ["reminders#1"] });
+    step({ reminders: ["reminders#1", "reminders#2"] });
+    step({ done: `${input.orderId}: 2 reminders` });
   } else {
     throw new Error(`no expected states for the ${workflow} workflow`);
   }
   return states;
 }
 
-// ---- temp files, history ----------------------------------------------------------------------
+// ---- files and the store, read from the trusted side --------------------------------------
 
-export interface Scratch {
-  dir: string;
-  dbFile: string;
-  ledger: Ledger;
-  remove(): void;
+/** A fresh SQLite file in the unit's scratch folder, with a neutral random name. */
+export function newDbFile(scratch: string): string {
+  return join(scratch, `${randomBytes(6).toString("hex")}.db`);
 }
 
-export function scratch(): Scratch {
-  const dir = mkdtempSync(join(tmpdir(), "ck-recovery-"));
-  return { dir, dbFile: join(dir, "checkpoints.db"), ledger: new Ledger(join(dir, "ledger.ndjson")), remove: () => rmSync(dir, { recursive: true, force: true }) };
+/** Opens the learner's SQLite file here, in the trusted process, to read what was persisted. */
+export async function withStore<T>(file: string, read: (saver: SqliteSaver) => Promise<T>): Promise<T> {
+  const saver = new SqliteSaver(file);
+  try {
+    return await read(saver);
+  } finally {
+    saver.close();
+  }
 }
 
 /** A checkpoint and its ancestors, newest first, by following parent pointers. */
-export async function chainFrom(saver: CheckpointSaver, config: RunnableConfig): Promise<CheckpointTuple[]> {
+export async function chainFrom(saver: SqliteSaver, config: RunnableConfig): Promise<CheckpointTuple[]> {
   const chain: CheckpointTuple[] = [];
   for (let tuple = await saver.getTuple(config); tuple; tuple = tuple.parentConfig && (await saver.getTuple(tuple.parentConfig))) {
     chain.push(tuple);
@@ -320,7 +269,7 @@ export async function chainFrom(saver: CheckpointSaver, config: RunnableConfig):
   return chain;
 }
 
-export async function allCheckpoints(saver: CheckpointSaver, threadId: string): Promise<CheckpointTuple[]> {
+export async function allCheckpoints(saver: SqliteSaver, threadId: string): Promise<CheckpointTuple[]> {
   const tuples: CheckpointTuple[] = [];
   for await (const tuple of saver.list({ threadId })) tuples.push(tuple);
   return tuples;

@@ -1,15 +1,12 @@
 /**
  * Hidden checks of lesson-11 / partial-recovery (interviewer grading only). They probe what a
- * candidate who read the public checks might still miss: a crash in the middle of a saga, a
- * retry inside one process after the provider already executed the call, and two crashes in a
- * row on one thread.
+ * candidate who read the public checks might still miss: a crash in the middle of a saga, and
+ * two crashes in a row on one thread.
  */
 import type { Grader } from "#harness/check.ts";
-import { describeOutcome, type ChildOutcome } from "#harness/crash.ts";
-import { MemorySaver } from "#runtime";
-import type { ThreadOutcome, ThreadRun } from "./child.ts";
-import { describeMiss, expectEachEffectOnce, finalState, expectSameState, fail, newThreadId, orderInput, runThreads, show } from "./driver.ts";
-import { flakyChargeWorkflow, ORDER_EFFECTS, Probe, scratch, type RecoveryApi, type RunResult } from "./fixture.ts";
+import { describeOutcome } from "#harness/crash.ts";
+import { expectEachEffectOnce, expectSameState, fail, finalState, freshProc, newCase, orderInput, resultOf, runThread, show } from "./driver.ts";
+import { ORDER_EFFECTS, type CrashPoint, type RecoveryApi } from "./fixture.ts";
 
 export function registerHiddenChecks(grader: Grader<RecoveryApi>): void {
   grader.excellence(
@@ -22,43 +19,17 @@ export function registerHiddenChecks(grader: Grader<RecoveryApi>): void {
       category: "saga under crashes",
       timeout: 15_000,
     },
-    async () => {
-      const files = scratch();
-      const threadId = newThreadId("saga-crash");
-      try {
-        const run: ThreadRun = { workflow: "saga", dbFile: files.dbFile, ledgerFile: files.ledger.file, threadId, input: orderInput() };
-        const crashed = await runThreads([run], "after-compensate:charge");
-        if (crashed.kind !== "crashed") fail(`The saga run was meant to crash right after refunding the charge, but ${crashed.kind === "finished" && crashed.result[0]?.ok ? "it ended without compensating the charge" : describeMiss(crashed)}.`);
-        const resumed = await finishedThread(await runThreads([run]), "Resuming a saga that crashed mid-compensation");
-        if (resumed.status !== "compensated") fail(`The resumed saga reported ${show(resumed.status)}; expected "compensated".`);
-        const refunds = files.ledger.executed("refunds");
-        const releases = files.ledger.executed("releases");
-        if (refunds !== 1 || releases !== 1) fail(`Across the crash, the saga executed ${refunds} refund(s) and ${releases} release(s); expected exactly one of each.`);
-        if (files.ledger.runs("reserve") !== 1 || files.ledger.runs("charge") !== 1) fail("The resumed saga ran reserve or charge again; a failed thread is only compensated.");
-      } finally {
-        files.remove();
-      }
-    },
-  );
-
-  grader.excellence(
-    "a retry after the provider already executed the call (a timeout) reuses the idempotency key",
-    {
-      hint: "Retries of one task belong to the same step: keep the key of (threadId, checkpointId, node), never add the attempt number or a timestamp.",
-      section: "exactly-once-idempotency-keys-and-a-ledger",
-      weight: 1,
-      visibility: "hidden",
-      category: "retries",
-    },
-    async (api) => {
-      const files = scratch();
-      try {
-        const result = await api.runWorkflow(flakyChargeWorkflow({ ledger: files.ledger, probe: new Probe() }), { saver: new MemorySaver(), threadId: newThreadId("flaky"), input: orderInput() });
-        expectEachEffectOnce(files.ledger, ["payments"], "When the first attempt of charge timed out after the provider charged, and the retry succeeded");
-        if (result.state.receipt !== "payments#1") fail(`The retried charge ended with receipt ${show(result.state.receipt)}; the provider's first (and only) charge was payments#1.`);
-      } finally {
-        files.remove();
-      }
+    async (_api, check) => {
+      const thread = newCase(check, "saga", orderInput());
+      const crashed = await runThread(await freshProc(check), thread, { point: { moment: "after-compensate", node: "charge" } });
+      if (crashed.kind !== "crashed") fail(`The saga run was meant to crash right after refunding the charge, but ${crashed.kind === "finished" ? "it ended without compensating the charge" : describeOutcome(crashed)}.`);
+      const resumed = resultOf(await runThread(await freshProc(check), { ...thread, input: undefined }), "Resuming a saga that crashed mid-compensation did not finish:");
+      if (resumed.status !== "compensated") fail(`The resumed saga reported ${show(resumed.status)}; expected "compensated".`);
+      const ledger = thread.world.ledger;
+      const refunds = ledger.executed("refunds").length;
+      const releases = ledger.executed("releases").length;
+      if (refunds !== 1 || releases !== 1) fail(`Across the crash, the saga executed ${refunds} refund(s) and ${releases} release(s); expected exactly one of each.`);
+      if (ledger.runs("reserve") !== 1 || ledger.runs("charge") !== 1) fail("The resumed saga ran reserve or charge again; a failed thread is only compensated.");
     },
   );
 
@@ -72,28 +43,20 @@ export function registerHiddenChecks(grader: Grader<RecoveryApi>): void {
       category: "repeated crashes",
       timeout: 15_000,
     },
-    async () => {
+    async (_api, check) => {
       const input = orderInput();
-      const expected = finalState("order", input);
-      const files = scratch();
-      try {
-        const run: ThreadRun = { workflow: "order", dbFile: files.dbFile, ledgerFile: files.ledger.file, threadId: newThreadId("twice"), input };
-        for (const crashAt of ["after-work:charge", "after-work:notify"]) {
-          const crashed = await runThreads([run], crashAt);
-          if (crashed.kind !== "crashed") fail(`The run meant to crash at "${crashAt}" did not: ${describeMiss(crashed)}.`);
-        }
-        const resumed = await finishedThread(await runThreads([run]), "After two crashes, the third process");
-        expectSameState(resumed, expected, "After crashes at after-work:charge and after-work:notify");
-        expectEachEffectOnce(files.ledger, Object.values(ORDER_EFFECTS), "After two crashes in a row");
-      } finally {
-        files.remove();
+      const thread = newCase(check, "order", input);
+      const points: CrashPoint[] = [
+        { moment: "after-work", node: "charge" },
+        { moment: "after-work", node: "notify" },
+      ];
+      for (const point of points) {
+        const crashed = await runThread(await freshProc(check), thread, { point });
+        if (crashed.kind !== "crashed") fail(`The run meant to crash at "${point.moment}:${point.node}" did not: ${describeOutcome(crashed)}.`);
       }
+      const resumed = resultOf(await runThread(await freshProc(check), thread), "After two crashes, the third process did not finish:");
+      expectSameState(resumed, finalState("order", input), "After crashes at after-work:charge and after-work:notify");
+      expectEachEffectOnce(thread.world.ledger, Object.values(ORDER_EFFECTS), "After two crashes in a row");
     },
   );
-}
-
-function finishedThread(outcome: ChildOutcome<ThreadOutcome[]>, what: string): RunResult {
-  const thread = outcome.kind === "finished" ? outcome.result[0] : undefined;
-  if (!thread?.ok) return fail(`${what} did not finish: ${thread ? thread.message : describeOutcome(outcome)}.`);
-  return thread.result;
 }

@@ -1,0 +1,134 @@
+/**
+ * Learner-side fixture of the partial-recovery grader: trusted code that runs in the learner
+ * process, next to the code under test. It builds the grader's workflows with synchronous
+ * routers and migrations (the contract's shape), whose node bodies and compensations are the
+ * trusted side's callbacks (`hooks`): every node entry and every provider call is observed over
+ * there, and a crash is the trusted side killing this process before a callback replies.
+ *
+ * It also opens the SqliteSaver the workflow runs on: the real saver on the given file, wrapped
+ * only to tell the trusted side, after the fact, that a checkpoint or a pending write was
+ * persisted (the "after its checkpoint" crash point). Nothing here names a check or a crash point.
+ */
+import { SqliteSaver, type CheckpointSaver } from "#runtime";
+
+type State = Record<string, unknown>;
+type Next = readonly string[] | ((state: Readonly<State>) => readonly string[]);
+
+export interface Hooks {
+  run(node: string, state: State, context: unknown): Promise<State | undefined>;
+  compensate(node: string, state: State, context: unknown): Promise<void>;
+  saved(kind: "checkpoint" | "writes"): Promise<void>;
+}
+
+const open: SqliteSaver[] = [];
+
+/** The saver for `file`, reporting each persisted checkpoint / write to `hooks.saved`. */
+export function openSaver(file: string, hooks?: Pick<Hooks, "saved">): CheckpointSaver {
+  const inner = new SqliteSaver(file);
+  open.push(inner);
+  if (!hooks) return inner;
+  return {
+    getTuple: (config) => inner.getTuple(config),
+    list: (config, options) => inner.list(config, options),
+    async put(config, checkpoint, metadata, versions) {
+      const saved = await inner.put(config, checkpoint, metadata, versions);
+      await hooks.saved("checkpoint");
+      return saved;
+    },
+    async putWrites(config, writes, taskId) {
+      await inner.putWrites(config, writes, taskId);
+      await hooks.saved("writes");
+    },
+    deleteThread: (threadId) => inner.deleteThread(threadId),
+  };
+}
+
+/** Closes every saver this process opened (a resume process ends cleanly). */
+export function closeSavers(): void {
+  for (const saver of open.splice(0)) {
+    try {
+      saver.close();
+    } catch {
+      // already closed
+    }
+  }
+}
+
+export type WorkflowName = "order" | "parallel" | "saga" | "flaky" | "loop";
+export interface WorkflowOptions {
+  version?: number;
+  migrate?: boolean;
+  /** A broken variant for the bad-input check. */
+  variant?: "duplicate" | "unknown-start" | "unknown-next" | "router-unknown";
+}
+
+interface NodeSpec {
+  name: string;
+  kind: "pure" | "effect";
+  next: Next;
+  maxAttempts?: number;
+  compensable?: boolean;
+}
+
+function build(hooks: Hooks, specs: NodeSpec[]) {
+  return specs.map((spec) => ({
+    name: spec.name,
+    kind: spec.kind,
+    next: spec.next,
+    ...(spec.maxAttempts !== undefined && { maxAttempts: spec.maxAttempts }),
+    run: (state: State, context: unknown) => hooks.run(spec.name, { ...state }, context),
+    ...(spec.compensable && { compensate: (state: State, context: unknown) => hooks.compensate(spec.name, { ...state }, context) }),
+  }));
+}
+
+export function workflow(name: WorkflowName, hooks: Hooks, options: WorkflowOptions = {}) {
+  const version = options.version ?? 1;
+  let start = [name === "saga" ? "reserve" : name === "parallel" ? "intake" : name === "loop" ? "remind" : name === "flaky" ? "charge" : "quote"];
+  let specs: NodeSpec[];
+  if (name === "order") {
+    const due = (state: Readonly<State>) => Number(version === 2 ? state.amountDue : state.total);
+    specs = [
+      { name: "quote", kind: "pure", next: (state) => (due(state) > 0 ? ["charge"] : ["summarize"]) },
+      { name: "charge", kind: "effect", next: ["notify"] },
+      { name: "notify", kind: "effect", next: ["summarize"] },
+      { name: "summarize", kind: "pure", next: [] },
+    ];
+  } else if (name === "parallel") {
+    specs = [
+      { name: "intake", kind: "pure", next: ["fraudCheck", "inventory"] },
+      { name: "fraudCheck", kind: "pure", next: ["charge"] },
+      { name: "inventory", kind: "pure", next: ["charge"] },
+      { name: "charge", kind: "effect", next: [] },
+    ];
+  } else if (name === "saga") {
+    specs = [
+      { name: "reserve", kind: "effect", next: ["charge"], compensable: true },
+      { name: "charge", kind: "effect", next: ["ship"], compensable: true },
+      { name: "ship", kind: "effect", next: [], maxAttempts: 2, compensable: true },
+    ];
+  } else if (name === "flaky") {
+    specs = [{ name: "charge", kind: "effect", next: [], maxAttempts: 3 }];
+  } else {
+    // A reminder sent twice in a loop, then a pure wrap-up.
+    specs = [
+      { name: "remind", kind: "effect", next: (state) => ((Array.isArray(state.reminders) ? state.reminders.length : 0) < 2 ? ["remind"] : ["wrapUp"]) },
+      { name: "wrapUp", kind: "pure", next: [] },
+    ];
+  }
+  if (options.variant === "duplicate") specs = [...specs, specs[0]!];
+  if (options.variant === "unknown-start") start = ["checkout"];
+  if (options.variant === "unknown-next") specs = specs.map((spec, index) => (index === 1 ? { ...spec, next: ["refundDesk"] } : spec));
+  if (options.variant === "router-unknown") specs = specs.map((spec, index) => (index === 0 ? { ...spec, next: () => ["refundDesk"] } : spec));
+  return {
+    schemaVersion: version,
+    start,
+    nodes: build(hooks, specs),
+    ...(options.migrate && {
+      migrate: (state: State, fromVersion: number) => {
+        if (fromVersion !== 1) throw new Error(`no migration from version ${fromVersion}`);
+        const { total, ...rest } = state;
+        return { ...rest, amountDue: total };
+      },
+    }),
+  };
+}
