@@ -43,8 +43,10 @@ export interface Checkpoint<S = Record<string, unknown>> {
   /**
    * LangGraph's `channel_versions`: the version of each channel's value. A saver
    * stores a versioned channel once per (channel, version), so a big value that
-   * did not change is not written again with every checkpoint. The runtime's
-   * own graph does not version channels: its checkpoints carry their whole state.
+   * did not change is not written again with every checkpoint. So a version must
+   * never repeat within a thread, not even on two branches forked from one
+   * checkpoint (the LangGraph bridge issues unique ones). The runtime's own
+   * graph does not version channels: its checkpoints carry their whole state.
    */
   channelVersions?: ChannelVersions;
   /** LangGraph's `versions_seen`: per node, the channel versions it last ran on (how LangGraph picks the next nodes). */

@@ -13,6 +13,11 @@
  *   an absent namespace is the root "", and `checkpointNs: null` spans them all.
  * - LangGraph chooses the next nodes from `versions_seen`; the kit's `next` is
  *   the runtime's own routing, so a checkpoint coming from LangGraph has none.
+ * - The kit's savers store a versioned channel once per (channel, version), so
+ *   versions must never repeat within a thread. LangGraph's default counter
+ *   does repeat across forks (both branches from checkpoint n write n + 1), so
+ *   the bridge issues versions that are a counter plus a random fraction, as
+ *   LangGraph's own Postgres saver does.
  * - Checkpoints of format v < 4 (LangGraph's pre-2025 format) kept pending
  *   `Send`s as writes on the parent; LangGraph's savers move them into the
  *   `__pregel_tasks` channel when reading, and so does this bridge.
@@ -30,6 +35,7 @@ import {
   type CheckpointTuple as LangGraphTuple,
   type PendingWrite as LangGraphWrite,
 } from "@langchain/langgraph-checkpoint";
+import { randomInt } from "node:crypto";
 import { z } from "zod";
 import type { Checkpoint, CheckpointMetadata, CheckpointSaver, CheckpointTuple, ListConfig, ListOptions, RunnableConfig } from "#runtime";
 
@@ -90,9 +96,15 @@ export function toLangGraphCheckpoint(checkpoint: Checkpoint): LangGraphCheckpoi
   };
 }
 
-class KitSaverBridge extends BaseCheckpointSaver {
+class KitSaverBridge extends BaseCheckpointSaver<string> {
   constructor(readonly saver: CheckpointSaver) {
     super();
+  }
+
+  /** "<counter, 32 digits>.<random>": string order is counter order, and two branches never share a version. */
+  override getNextVersion(current: string | number | undefined): string {
+    const counter = current === undefined ? 0 : Number.parseInt(String(current).split(".")[0]!, 10);
+    return `${String(counter + 1).padStart(32, "0")}.${String(randomInt(1e9)).padStart(9, "0")}`;
   }
 
   async getTuple(config: LangGraphConfig): Promise<LangGraphTuple | undefined> {
@@ -152,5 +164,6 @@ class KitSaverBridge extends BaseCheckpointSaver {
 
 /** Any kit saver as a LangGraph checkpointer: `graph.compile({ checkpointer: toLangGraphSaver(new SqliteSaver(file)) })`. */
 export function toLangGraphSaver(saver: CheckpointSaver): BaseCheckpointSaver {
-  return new KitSaverBridge(saver);
+  // Typed as LangGraph's default saver (number versions) because graphs are: versions are opaque to them.
+  return new KitSaverBridge(saver) as unknown as BaseCheckpointSaver;
 }
