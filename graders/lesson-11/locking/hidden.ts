@@ -37,14 +37,15 @@ export function registerHiddenChecks(grader: Grader<LockingApi>): void {
           const acting = operation === "release" ? holderA.release() : holderA.renew(ttlMs);
           await hold.held;
           await sleep(ttlMs * 2);
-          const holderB = (await api.acquireLease(await clientFor(redis, check.learner), threadId, 5_000)) as Lease | undefined;
+          // B's lease must outlive the wait for A's held reply.
+          const holderB = (await api.acquireLease(await clientFor(redis, check.learner), threadId, 120_000)) as Lease | undefined;
           await acting;
           hold.stop();
           let owner = holderB;
           if (!owner) {
             // A's atomic renew extended its own live lease before the pause: let it lapse, then B takes over.
             await sleep(ttlMs * 3);
-            owner = (await api.acquireLease(await clientFor(redis, check.learner), threadId, 5_000)) as Lease | undefined;
+            owner = (await api.acquireLease(await clientFor(redis, check.learner), threadId, 120_000)) as Lease | undefined;
           }
           if (!owner) throw new Error(`After A's ${operation}() and A's lease expiry, the lease could not be taken by B.`);
           if (holderB && operation === "renew") await sleep(ttlMs * 2);
