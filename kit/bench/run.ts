@@ -14,6 +14,8 @@ export interface Figure {
   value: number;
   unit: string;
   goal?: string;
+  /** Whether the goal is met, for figures that can tell: printed as a pass/fail mark beside the goal. */
+  pass?: boolean;
 }
 
 /** Wall time of a command that must exit 0 and print `mustPrint` (so a run that did nothing cannot pass for a fast one). */
@@ -87,6 +89,7 @@ async function main(): Promise<void> {
     [`grading (median of ${rounds})`, () => gradingFigures(rounds)],
     ["locking: 20 concurrent writers", () => optionalFigures("kit/bench/locking.ts", "benchLocking")],
     ["site", () => optionalFigures("site/bench.ts", "benchSite")],
+    [`SQLite saver, runtime vs LangGraph's official (median of ${rounds})`, () => optionalFigures("kit/bench/sqlite.ts", "benchSqlite")],
   ];
   for (const [title, measure] of sections) {
     const figures = await measure();
@@ -95,7 +98,8 @@ async function main(): Promise<void> {
     const width = Math.max(...figures.map((f) => f.name.length));
     for (const f of figures) {
       const value = f.value >= 100 ? f.value.toFixed(0) : f.value.toFixed(2);
-      process.stdout.write(`  ${f.name.padEnd(width)}  ${value.padStart(9)} ${f.unit}${f.goal ? `   (goal ${f.goal})` : ""}\n`);
+      const mark = f.pass === undefined ? "" : f.pass ? "   ✓ pass" : "   ✗ fail";
+      process.stdout.write(`  ${f.name.padEnd(width)}  ${value.padStart(9)} ${f.unit}${f.goal ? `   (goal ${f.goal})` : ""}${mark}\n`);
     }
   }
 }

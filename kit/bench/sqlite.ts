@@ -19,14 +19,7 @@ import { SqliteSaver as OfficialSqliteSaver } from "@langchain/langgraph-checkpo
 import { SqliteSaver } from "../../runtime/sqlite-saver.ts";
 import { toLangGraphSaver } from "../langgraph/bridge.ts";
 
-export interface Figure {
-  name: string;
-  value: number;
-  unit: string;
-  goal?: string;
-  /** Whether the goal is met, when the figure has one. */
-  pass?: boolean;
-}
+import type { Figure } from "./run.ts";
 
 const THREAD_CHECKPOINTS = 10_000;
 const STAGES = ["draft", "review", "done"];
@@ -151,8 +144,4 @@ export async function benchSqlite(rounds = Number(process.env.BENCH_ROUNDS ?? 3)
     official.db.close();
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-if (import.meta.url === `file://${process.argv[1]}`) {
-  for (const f of await benchSqlite()) console.log(`${f.name.padEnd(70)} ${f.value.toFixed(2)} ${f.unit}${f.goal ? `  goal ${f.goal} ${f.pass ? "pass" : "FAIL"}` : ""}`);
 }
