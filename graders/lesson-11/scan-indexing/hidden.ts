@@ -5,17 +5,15 @@
  */
 import { expect } from "vitest";
 import type { Grader } from "#harness/check.ts";
-import { collect, putChain, withSaver, type ScanIndexingApi } from "./fixtures.ts";
-
-const ids = (tuples: Array<{ config: { checkpointId: string } }>) => tuples.map((t) => t.config.checkpointId);
+import { collect, ids, putChain, withSaver, type ScanIndexingApi } from "./fixtures.ts";
 
 export function registerHiddenChecks(grader: Grader<ScanIndexingApi>): void {
   grader.excellence(
     "a namespace with glob characters reaches only its own checkpoints",
     { hint: "Escape (or encode) the namespace in keys and MATCH patterns exactly as the thread id.", section: "glob-characters-and-the-separator", visibility: "hidden", category: "key safety" },
-    (api) =>
-      withSaver(api, async ({ saver, thread }) => {
-        const threadId = thread("ns-glob");
+    (api, check) =>
+      withSaver(api, check, async ({ saver, thread }) => {
+        const threadId = thread();
         const plain = await putChain(saver, threadId, 2, () => ({}), "sub");
         const starred = await putChain(saver, threadId, 2, () => ({}), "s*");
         const bracketed = await putChain(saver, threadId, 1, () => ({}), "[s]ub");
@@ -28,13 +26,14 @@ export function registerHiddenChecks(grader: Grader<ScanIndexingApi>): void {
   grader.excellence(
     "keys SCAN returns twice (as it may during a rehash) are listed and deleted once",
     { hint: "SCAN may return a key more than once: collect keys into a Set (or dedupe ids) before loading or counting them.", section: "what-scan-does-not-promise", visibility: "hidden", category: "scan semantics" },
-    (api) =>
+    (api, check) =>
       withSaver(
         api,
+        check,
         async ({ saver, thread }) => {
-          const threadId = thread("dupes");
+          const threadId = thread();
           const chain = await putChain(saver, threadId, 40);
-          const other = thread("dupes-other");
+          const other = thread();
           await putChain(saver, other, 2);
           const listed = ids(await collect(saver.list({ threadId })));
           expect(listed, "list() returned a checkpoint twice when SCAN repeated a key across pages").toEqual(chain.map((c) => c.checkpointId).reverse());
@@ -49,9 +48,9 @@ export function registerHiddenChecks(grader: Grader<ScanIndexingApi>): void {
   grader.excellence(
     "after deleteThread, getTuple and list find nothing and a new run on the same thread id starts clean",
     { hint: "Delete the index keys with the checkpoint and writes keys, so nothing stale is found by id afterwards.", section: "multi-tenant-namespaces-and-ttl", visibility: "hidden", category: "retention" },
-    (api) =>
-      withSaver(api, async ({ saver, thread }) => {
-        const threadId = thread("reuse");
+    (api, check) =>
+      withSaver(api, check, async ({ saver, thread }) => {
+        const threadId = thread();
         await putChain(saver, threadId, 5, (i) => ({ stage: "x", userId: `u${i}` }));
         await saver.deleteThread(threadId);
         expect(await saver.getTuple({ threadId }), "getTuple found a checkpoint of a deleted thread").toBeUndefined();
