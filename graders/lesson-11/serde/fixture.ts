@@ -1,6 +1,6 @@
 /** Inputs and helpers for the serde grader: seeded values, forged bodies, corruptions. */
 import { inspect } from "node:util";
-import { crc32 } from "node:zlib";
+import { seal } from "./legacy-v1.ts";
 import fc from "fast-check";
 import type * as Reference from "../../../solutions/lesson-11/serde/index.ts";
 
@@ -20,17 +20,21 @@ export async function thrown(action: () => unknown): Promise<unknown> {
   return undefined;
 }
 
+/** Error codes the contract lists; every SerdeError carries one. */
+export const CODES = ["BAD_OPTIONS", "UNKNOWN_TAG", "MALFORMED", "CHECKSUM", "UNSUPPORTED_VERSION", "TOO_LARGE", "UNSUPPORTED_VALUE", "UNKNOWN_TYPE", "CYCLE", "TOO_DEEP"] as const;
+export type Code = (typeof CODES)[number];
+
 /**
- * A body in the contract's byte layout: "ck" | version | 0 | CRC-32 (big-endian) of the
- * body | body, where the body is UTF-8 JSON of the encoded tree (or the given raw bytes).
+ * The same bytes with header fields or the body replaced, and the checksum recomputed as the
+ * contract defines it (CRC-32 of header bytes 0-3 followed by the stored body).
  */
-export function forgeBody(version: number, tree: unknown, raw?: Uint8Array): Uint8Array {
-  const body = raw ?? Buffer.from(JSON.stringify(tree), "utf8");
-  const bytes = new Uint8Array(8 + body.length);
-  bytes.set([0x63, 0x6b, version, 0]);
-  new DataView(bytes.buffer).setUint32(4, crc32(body));
-  bytes.set(body, 8);
-  return bytes;
+export function reseal(bytes: Uint8Array, change: { version?: number; flags?: number; body?: Uint8Array }): Uint8Array {
+  return seal(change.version ?? bytes[2]!, change.flags ?? bytes[3]!, change.body ?? bytes.subarray(8));
+}
+
+/** A version-1 body holding the given tagged tree (or raw bytes), as last year's release would have sealed it. */
+export function v1Body(tree: unknown, raw?: Uint8Array): Uint8Array {
+  return seal(1, 0, raw ?? Buffer.from(JSON.stringify(tree), "utf8"));
 }
 
 const WORDS = ["plan", "draft", "review", "send", "ünïcödé", "emoji 🚀", "", "with \"quotes\"", "$t", "__proto__"];
@@ -66,27 +70,6 @@ export function checkpointLike(random: () => number): unknown {
     updatedAt: new Date(1_700_000_000_000 + Math.floor(random() * 1e9)),
     scores: new Map([[1, random()], [2, random()]]),
   };
-}
-
-/** Ways stored bytes go wrong; every one must be refused. */
-export function corruptions(random: () => number, tag: string, bytes: Uint8Array): Array<{ what: string; typed: [string, Uint8Array] }> {
-  const cut = 1 + Math.floor(random() * (bytes.length - 2));
-  const flipped = new Uint8Array(bytes);
-  const at = 8 + Math.floor(random() * (bytes.length - 8));
-  flipped[at] = flipped[at]! ^ (1 << Math.floor(random() * 8));
-  const garbage = new Uint8Array(1 + Math.floor(random() * 64)).map(() => Math.floor(random() * 256));
-  return [
-    { what: 'an unknown type tag ("pickle")', typed: ["pickle", bytes] },
-    { what: "empty bytes", typed: [tag, new Uint8Array(0)] },
-    { what: `bytes truncated to ${cut} of ${bytes.length}`, typed: [tag, bytes.subarray(0, cut)] },
-    { what: `bytes with one bit flipped at offset ${at}`, typed: [tag, flipped] },
-    { what: `${garbage.length} random bytes`, typed: [tag, garbage] },
-    { what: "a body that is not JSON", typed: [tag, forgeBody(2, undefined, Buffer.from("{not json", "utf8"))] },
-    { what: "a body that is not UTF-8", typed: [tag, forgeBody(2, undefined, new Uint8Array([0x22, 0xff, 0xfe, 0x22]))] },
-    { what: "a date that is not a date", typed: [tag, forgeBody(2, { $t: "date", v: "not a date" })] },
-    { what: "a bigint that is not an integer", typed: [tag, forgeBody(2, { $t: "bigint", v: "1.5e3" })] },
-    { what: "an unknown kind of tagged value", typed: [tag, forgeBody(2, { $t: "wat", v: 1 })] },
-  ];
 }
 
 const leaf = fc.oneof(

@@ -1,7 +1,7 @@
 /** Hidden checks of the serde unit (interviewer grading only). */
 import { isDeepStrictEqual } from "node:util";
 import { defineGrader } from "#harness/check.ts";
-import { forgeBody, show, thrown, type SerdeApi } from "./fixture.ts";
+import { show, thrown, v1Body, type SerdeApi } from "./fixture.ts";
 
 type LearnerFixture = typeof import("./learner-fixture.ts");
 
@@ -59,7 +59,8 @@ grader.excellence(
     const deep = await f.roundTripArrayChain(api.dumpsTyped, api.loadsTyped, 50_000);
     if (deep.error !== undefined && !(deep.error instanceof api.SerdeError)) throw new Error(`A value nested 50,000 arrays deep gave ${show(deep.error)} on ${deep.stage}; refuse it with SerdeError (or round-trip it).`);
     if (deep.error === undefined && deep.depth !== 50_000) throw new Error(`A value nested 50,000 arrays deep came back ${deep.depth} deep.`);
-    const forged = forgeBody(api.CURRENT_VERSION, undefined, Buffer.from("[".repeat(100_000) + "]".repeat(100_000), "utf8"));
+    // A stored version-1 body (JSON) nested 100,000 arrays deep: what a hostile or buggy writer can leave in the store.
+    const forged = v1Body(undefined, Buffer.from("[".repeat(100_000) + "]".repeat(100_000), "utf8"));
     const loaded = await f.loadArrayChain(api.loadsTyped, ["ck", forged]);
     if (loaded.error !== undefined && !(loaded.error instanceof api.SerdeError)) throw new Error(`A stored body nested 100,000 arrays deep gave ${show(loaded.error)} on load; refuse it with SerdeError (or decode it).`);
     if (loaded.error === undefined && loaded.depth !== 100_000) throw new Error(`A stored body nested 100,000 arrays deep decoded to a different depth (${loaded.depth}).`);

@@ -29,6 +29,15 @@ export const moneyType = {
   decode: (d: { cents: bigint; currency: string }) => new Money(d.cents, d.currency),
 };
 
+/** A second registered type whose name is as long as "Dangerous": the grader swaps one for the other in the bytes. */
+export class Coupon {
+  constructor(readonly code: string) {}
+}
+export const decoyType = { name: "Dangerou5", class: Coupon, encode: (c: Coupon) => c.code, decode: (code: string) => new Coupon(code) };
+export function coupon(code: string): Coupon {
+  return new Coupon(code);
+}
+
 export function money(cents: bigint, currency: string): Money {
   return new Money(cents, currency);
 }
@@ -147,4 +156,29 @@ export async function loadArrayChain(loads: Loads, typed: [string, Uint8Array]):
   } catch (error) {
     return { error };
   }
+}
+
+/**
+ * Every single-byte change of `bytes` (every offset, every other value), loaded here: tens of
+ * thousands of loads, too many to send one by one. Returns the first change that was not
+ * refused with a SerdeError carrying one of `codes`, or undefined. (The grader replays a
+ * subset of these itself, from its own process.)
+ */
+export async function sweepByteChanges(loads: Loads, serdeError: abstract new (...args: never[]) => Error, tag: string, bytes: Uint8Array, codes: string[]): Promise<{ at: number; from: number; to: number; outcome: unknown } | undefined> {
+  for (let at = 0; at < bytes.length; at++) {
+    for (let to = 0; to < 256; to++) {
+      if (to === bytes[at]) continue;
+      const changed = bytes.slice();
+      changed[at] = to;
+      let outcome: unknown = "returned a value";
+      try {
+        await loads([tag, changed]);
+      } catch (error) {
+        if (error instanceof serdeError && codes.includes((error as { code?: string }).code ?? "") && error.message.length >= 10) continue;
+        outcome = error;
+      }
+      return { at, from: bytes[at]!, to, outcome };
+    }
+  }
+  return undefined;
 }

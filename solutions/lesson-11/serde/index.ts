@@ -2,9 +2,11 @@
  * Reference: typed serialization of checkpoints (lesson-11 / serde).
  *
  * A checkpoint body goes out as [typeTag, bytes]. The tag names the encoding
- * ("ck", or "ck+gzip" when compressed); the bytes are a small binary header
- * (magic, format version, CRC-32 of the body) followed by the body: UTF-8 JSON
- * in which every value JSON cannot hold is a tagged object { "$t": kind, ... }.
+ * ("ck", or "ck+gzip" when compressed); the bytes are the contract's fixed 8-byte
+ * header (magic, format version, flags, CRC-32 of header and body) followed by the
+ * body. The body encoding is this module's own choice: UTF-8 JSON in which every
+ * value JSON cannot hold is a tagged object { "$t": kind, ... } (the same tree that
+ * format version 1 wrote, with dates as ISO strings instead of epoch milliseconds).
  * Metadata takes a separate path: plain JSON, queryable without this module.
  */
 import { crc32, gunzipSync, gzipSync } from "node:zlib";
@@ -15,7 +17,8 @@ export const CURRENT_VERSION = 2;
 export const TAG = "ck";
 export const COMPRESSED_TAG = "ck+gzip";
 const MAGIC = [0x63, 0x6b]; // "ck"
-const HEADER_BYTES = 8; // magic (2) | version (1) | reserved (1) | crc32 of body (4, big-endian)
+const HEADER_BYTES = 8; // magic (2) | version (1) | flags (1) | crc32 of bytes 0-3 + body (4, big-endian)
+const FLAG_GZIP = 0x01;
 const MAX_DEPTH = 512;
 // A value MAX_DEPTH deep encodes to a deeper tree (a Map level adds { $t, v: [[k, v]] }); bound the tree so every recursive pass below is safe.
 const MAX_TREE_DEPTH = 4 * MAX_DEPTH + 8;
@@ -252,10 +255,9 @@ export class TypedSerde implements Serde {
     const compressed = body.length > this.compressAbove;
     if (compressed) body = gzipSync(body);
     const bytes = new Uint8Array(HEADER_BYTES + body.length);
-    bytes.set(MAGIC, 0);
-    bytes[2] = CURRENT_VERSION;
-    new DataView(bytes.buffer).setUint32(4, crc32(body));
+    bytes.set([...MAGIC, CURRENT_VERSION, compressed ? FLAG_GZIP : 0], 0);
     bytes.set(body, HEADER_BYTES);
+    new DataView(bytes.buffer).setUint32(4, checksum(bytes));
     return [compressed ? COMPRESSED_TAG : TAG, bytes];
   }
 
@@ -269,14 +271,17 @@ export class TypedSerde implements Serde {
     if (bytes.length < HEADER_BYTES || bytes[0] !== MAGIC[0] || bytes[1] !== MAGIC[1]) {
       throw new SerdeError("MALFORMED", `Not a checkpoint body: it must start with the 8-byte "ck" header (got ${bytes.length} bytes).`);
     }
+    if (checksum(bytes) !== new DataView(bytes.buffer, bytes.byteOffset).getUint32(4)) {
+      throw new SerdeError("CHECKSUM", "The bytes do not match their checksum: they were truncated or corrupted in storage.");
+    }
     const version = bytes[2]!;
     if (version > CURRENT_VERSION || version < 1) {
       throw new SerdeError("UNSUPPORTED_VERSION", `Body written by format version ${version}; this code reads versions 1 to ${CURRENT_VERSION}. Upgrade the reader before resuming.`);
     }
+    const flags = bytes[3]!;
+    if ((flags & ~FLAG_GZIP) !== 0) throw new SerdeError("MALFORMED", `Unknown flags 0x${flags.toString(16)} in the header.`);
+    if (Boolean(flags & FLAG_GZIP) !== (tag === COMPRESSED_TAG)) throw new SerdeError("MALFORMED", `The header says the body is ${flags & FLAG_GZIP ? "" : "not "}compressed but the tag is "${tag}".`);
     let body = bytes.subarray(HEADER_BYTES);
-    if (crc32(body) !== new DataView(bytes.buffer, bytes.byteOffset).getUint32(4)) {
-      throw new SerdeError("CHECKSUM", "The body does not match its checksum: it was truncated or corrupted in storage.");
-    }
     if (tag === COMPRESSED_TAG) body = this.inflate(body);
     else if (body.length > this.maxDecodedBytes) throw new SerdeError("TOO_LARGE", `The body is ${body.length} bytes, over the limit of ${this.maxDecodedBytes}.`);
     let tree: Encoded;
@@ -300,6 +305,11 @@ export class TypedSerde implements Serde {
       throw new SerdeError("MALFORMED", `The compressed body does not inflate: ${(error as Error).message}.`);
     }
   }
+}
+
+/** CRC-32 of header bytes 0-3 followed by the stored body: everything but the checksum field itself. */
+function checksum(bytes: Uint8Array): number {
+  return crc32(bytes.subarray(HEADER_BYTES), crc32(bytes.subarray(0, 4)));
 }
 
 function malformed(path: string, what: string): SerdeError {

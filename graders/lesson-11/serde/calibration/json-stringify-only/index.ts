@@ -49,8 +49,8 @@ export function dumpsTyped(value: unknown): [string, Uint8Array] {
   const body = Buffer.from(JSON.stringify(value), "utf8");
   const bytes = new Uint8Array(8 + body.length);
   bytes.set([0x63, 0x6b, CURRENT_VERSION, 0]);
-  new DataView(bytes.buffer).setUint32(4, crc32(body));
   bytes.set(body, 8);
+  new DataView(bytes.buffer).setUint32(4, crc32(body, crc32(bytes.subarray(0, 4))));
   return ["ck", bytes];
 }
 
@@ -58,7 +58,7 @@ export function loadsTyped([tag, bytes]: readonly [string, Uint8Array]): unknown
   if (tag !== "ck") throw new SerdeError("UNKNOWN_TAG", `Unknown tag ${tag}.`);
   if (bytes.length < 8 || bytes[0] !== 0x63 || bytes[1] !== 0x6b) throw new SerdeError("MALFORMED", "Bad header.");
   const body = bytes.subarray(8);
-  if (crc32(body) !== new DataView(bytes.buffer, bytes.byteOffset).getUint32(4)) throw new SerdeError("CHECKSUM", "Checksum mismatch.");
+  if (crc32(body, crc32(bytes.subarray(0, 4))) !== new DataView(bytes.buffer, bytes.byteOffset).getUint32(4)) throw new SerdeError("CHECKSUM", "Checksum mismatch.");
   try {
     return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body));
   } catch (error) {

@@ -158,11 +158,9 @@ class Codec {
     let body: Buffer = Buffer.from(JSON.stringify(this.toTree(value, [])));
     const gzip = body.length > this.compressAbove;
     if (gzip) body = gzipSync(body);
-    const header = Buffer.alloc(8);
-    header.write("ck", 0, "latin1");
-    header[2] = CURRENT_VERSION;
-    header.writeUInt32BE(crc32(body), 4);
-    return [gzip ? "ck+gzip" : "ck", new Uint8Array(Buffer.concat([header, body]))];
+    const out = Buffer.concat([Buffer.from([0x63, 0x6b, CURRENT_VERSION, gzip ? 1 : 0, 0, 0, 0, 0]), body]);
+    out.writeUInt32BE(crc32(body, crc32(out.subarray(0, 4))), 4);
+    return [gzip ? "ck+gzip" : "ck", new Uint8Array(out)];
   }
 
   loadsTyped(typed: readonly [string, Uint8Array]): unknown {
@@ -174,7 +172,8 @@ class Codec {
     const version = buffer[2]!;
     if (version < 1 || version > CURRENT_VERSION) throw new SerdeError("UNSUPPORTED_VERSION", `format version ${version} is not one this reader knows (1..${CURRENT_VERSION})`);
     let body: Buffer = buffer.subarray(8);
-    if (crc32(body) !== buffer.readUInt32BE(4)) throw new SerdeError("CHECKSUM", "checksum mismatch: the bytes were damaged");
+    if (crc32(body, crc32(buffer.subarray(0, 4))) !== buffer.readUInt32BE(4)) throw new SerdeError("CHECKSUM", "checksum mismatch: the bytes were damaged");
+    if (buffer[3] !== (tag === "ck+gzip" ? 1 : 0)) throw bad(`flags ${buffer[3]} do not match the tag ${tag}`);
     if (tag === "ck+gzip") {
       try {
         body = gunzipSync(body, { maxOutputLength: this.maxDecodedBytes });
@@ -189,8 +188,8 @@ class Codec {
     } catch {
       throw bad("the body is not UTF-8 JSON");
     }
-    if (version === 1) tree = upgradeV1(tree);
     try {
+      if (version === 1) tree = upgradeV1(tree);
       return this.fromTree(tree, 0);
     } catch (error) {
       if (error instanceof RangeError) throw new SerdeError("TOO_DEEP", "body nested too deep");
