@@ -216,14 +216,18 @@ export function defineGrader<Api>(options: GraderOptions): Grader<Api> {
     return module as Api;
   };
 
-  const load = async (): Promise<Api> => {
+  /** Starts the shared learner process (again, if the last one died or hung) and begins importing the module. */
+  const ensureShared = async (): Promise<{ learner: LearnerProcess; api: Promise<Api> }> => {
     const s = await prepare();
     if (!shared || !shared.learner.running) {
       const learner = await startLearner(s);
-      shared = { learner, api: importUnit(learner, s) };
+      const api = importUnit(learner, s);
+      api.catch(() => undefined); // awaited by every check; an early failure is not unhandled
+      shared = { learner, api };
     }
-    return shared.api;
+    return shared;
   };
+  const load = async (): Promise<Api> => (await ensureShared()).api;
 
   const register = (tier: Tier) => (title: string, check: CheckOptions, body: CheckBody<Api>) => {
     const meta: CheckMeta = {
@@ -242,32 +246,36 @@ export function defineGrader<Api>(options: GraderOptions): Grader<Api> {
       outputOfCheck = "";
       overMemory = undefined;
       const spawned: LearnerProcess[] = [];
+      let finished = false;
       let s: UnitSetup | undefined;
       try {
         reportProgress(title, meta.timeout * MAX_SLOWNESS * PROGRESS_CAP + 30_000);
-        const api = await load();
         s = await prepare();
         const setupNow = s;
+        // Start the learner process; its import runs under the same watch as the check's body.
+        const { learner: sharedLearner, api: loading } = await ensureShared();
         const ctx: CheckContext<Api> = {
-          learner: shared!.learner,
+          learner: sharedLearner,
           scratch: setupNow.scratch,
           slowness: setupNow.slowness,
           async spawn() {
+            if (finished) throw new Error("the check has ended");
             const learner = await startLearner(setupNow);
             spawned.push(learner);
             return { learner, api: await importUnit(learner, setupNow) };
           },
-          async fixture<T>(name: string, learner = shared!.learner) {
+          async fixture<T>(name: string, learner = sharedLearner) {
             const file = setupNow.build.fixtures[name];
             if (!file) throw new Error(`grader bug: no fixture named ${name}`);
             return (await learner.import(pathInLearner(setupNow.build, file, setupNow.sandbox))) as T;
           },
         };
-        await runWithDeadline(Promise.resolve().then(() => body(api, ctx)), meta.timeout * setupNow.slowness, shared!.learner);
+        await runWithDeadline(loading.then((api) => body(api, ctx)), meta.timeout * setupNow.slowness, sharedLearner, title);
       } catch (error) {
         if (overMemory) throw new Error(`Stopped: ${overMemory}.`);
         throw error;
       } finally {
+        finished = true;
         for (const learner of spawned) learner.kill("SIGKILL");
         // A learner process that is stuck would hold up every later check: start the next one afresh.
         if (shared && shared.learner.running && !(await shared.learner.responsive(1_000 * (s?.slowness ?? 1)))) {
@@ -282,40 +290,80 @@ export function defineGrader<Api>(options: GraderOptions): Grader<Api> {
   return { lesson: options.lesson, unit: options.unit, load, core: register("core"), excellence: register("excellence") };
 }
 
+const POLL_MS = 250;
+/** A process that answers no message for this much of its own CPU time is in a loop (machine speed does not change CPU time). */
+const BUSY_CPU_SECONDS = 4;
+/** After this many checks stopped for a hang, later checks fail at once instead of waiting out the same hang. */
+const STUCK_LIMIT = 2;
+const stuckChecks: string[] = [];
+
+class StuckError extends Error {}
+
+function cpuOf(): number {
+  let total = 0;
+  for (const learner of live) if (learner.running) total += learner.cpuSeconds();
+  return total;
+}
+
 /**
- * Runs a check's body under its deadline. When the deadline passes, the check
- * goes on as long as the learner's processes keep making progress (up to
- * PROGRESS_CAP deadlines): a slow machine is not the learner's fault. When it
- * stops, the message says which of the two happened.
+ * Runs a check's body under its deadline, judged by what the learner's
+ * processes do rather than by the wall clock alone:
+ * - busy: they used BUSY_CPU_SECONDS of CPU without sending a single message
+ *   (a synchronous loop); CPU time, unlike wall time, does not stretch on a busy machine;
+ * - no progress: no message and (almost) no CPU for the check's scaled timeout
+ *   (a promise that never settles);
+ * - still making progress after PROGRESS_CAP scaled timeouts: the machine is
+ *   overloaded, and the message says so instead of blaming the code.
  */
-async function runWithDeadline(work: Promise<unknown>, timeoutMs: number, learner: LearnerProcess): Promise<void> {
+async function runWithDeadline(work: Promise<unknown>, timeoutMs: number, learner: LearnerProcess, title: string): Promise<void> {
+  if (stuckChecks.length >= STUCK_LIMIT) {
+    throw new StuckError(`Not run: your code hung in ${stuckChecks.length} earlier checks (${stuckChecks.map((t) => `"${t}"`).join(", ")}), so this one was not tried.`);
+  }
   let settled = false;
   const done = work.finally(() => {
     settled = true;
   });
-  for (let round = 1; ; round++) {
-    const before = progress;
+  // When the check is stopped, the abandoned body may still fail later: that is no news.
+  done.catch(() => undefined);
+  const started = Date.now();
+  let lastProgress = progress;
+  let lastProgressAt = Date.now();
+  let cpuAtProgress = cpuOf();
+  const hung = (message: string) => {
+    stuckChecks.push(title);
+    return new StuckError(message);
+  };
+  for (;;) {
     let timer: NodeJS.Timeout | undefined;
     const tick = new Promise<"tick">((resolve) => {
-      timer = setTimeout(() => resolve("tick"), timeoutMs);
+      timer = setTimeout(() => resolve("tick"), POLL_MS);
     });
     const outcome = await Promise.race([done.then(() => "done" as const), tick]).finally(() => clearTimeout(timer));
     if (outcome === "done" || settled) {
       await done;
       return;
     }
-    const seconds = Math.round((timeoutMs * round) / 1000);
-    if (progress === before) {
-      const responsive = learner.running && (await learner.responsive(2_000));
-      if (settled) return void (await done);
+    const cpu = cpuOf();
+    if (progress !== lastProgress) {
+      lastProgress = progress;
+      lastProgressAt = Date.now();
+      cpuAtProgress = cpu;
+    }
+    const seconds = Math.round((Date.now() - started) / 1000);
+    if (cpu - cpuAtProgress > BUSY_CPU_SECONDS) {
+      throw hung(`Timed out after ${seconds} s: your code kept its process busy and never returned (it used ${(cpu - cpuAtProgress).toFixed(1)} s of CPU without answering: a synchronous loop that never ends?).`);
+    }
+    if (Date.now() - lastProgressAt > timeoutMs) {
       if (!learner.running) throw new Error(`Stopped after ${seconds} s: ${learner.describeExit()}.`);
-      throw new Error(
+      const responsive = await learner.responsive(2_000);
+      if (settled) return void (await done);
+      throw hung(
         responsive
           ? `Timed out after ${seconds} s with no progress: a call into your code never settled (a promise that never resolves, or a wait on something that never comes).`
           : `Timed out after ${seconds} s: your code kept its process busy and never returned (a synchronous loop that never ends?).`,
       );
     }
-    if (round >= PROGRESS_CAP) {
+    if (Date.now() - started > timeoutMs * PROGRESS_CAP) {
       throw new Error(
         `Stopped after ${seconds} s although your code was still making progress: the machine looks overloaded (load average ${loadavg()[0]!.toFixed(1)}). This is not a verdict on your code; grade again when the machine is calmer.`,
       );

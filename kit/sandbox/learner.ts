@@ -116,6 +116,11 @@ export class LearnerProcess {
     });
     child.on("message", (message) => {
       this.lastPong = Date.now();
+      // Mutation testing only: coverage of the instrumented reference (see kit/mutation/setup.ts and host.ts).
+      if (mutationHooks.onCoverage && (message as { op?: string }).op === "stryker-coverage") {
+        const { atLoad, reached } = message as { atLoad: boolean; reached: Record<string, number> };
+        return mutationHooks.onCoverage(reached, atLoad);
+      }
       void this.peer.receive(message as Message);
     });
     void ready;
@@ -181,12 +186,21 @@ export class LearnerProcess {
     return treeResidentBytes(this.child.pid!);
   }
 
+  /** CPU seconds used so far by the process and everything it started. */
+  cpuSeconds(): number {
+    return treeStats(this.child.pid!).cpuSeconds;
+  }
+
+  /** Kills the process and, at the same instant, everything it started (a crash is a crash of the whole tree). */
   kill(signal: NodeJS.Signals = "SIGKILL", onPurpose = true): void {
     if (onPurpose) this.killedOnPurpose = true;
-    try {
-      this.child.kill(signal);
-    } catch {
-      // already gone
+    const pids = this.running ? treeStats(this.child.pid!).pids : [];
+    for (const pid of [this.child.pid!, ...pids]) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // already gone
+      }
     }
   }
 
@@ -218,8 +232,18 @@ function learnerEnv(scratch: string, sandboxed: boolean): NodeJS.ProcessEnv {
     TMPDIR: sandboxed ? "/tmp" : scratch,
     LANG: "C.UTF-8",
     NODE_ENV: "production",
+    // The one exception, for mutation testing only: Stryker's code switches to the mutant this names.
+    // It is set (by kit/mutation/setup.ts) only while Stryker grades its instrumented copy of a reference.
+    ...(process.env.__STRYKER_ACTIVE_MUTANT__ ? { __STRYKER_ACTIVE_MUTANT__: process.env.__STRYKER_ACTIVE_MUTANT__ } : {}),
   };
 }
+
+/**
+ * Mutation testing only: kit/mutation/setup.ts sets onCoverage while Stryker measures
+ * coverage, to credit the mutants a learner process reached to the running check.
+ * Unset otherwise, and then such a message is an ordinary (unknown) message.
+ */
+export const mutationHooks: { onCoverage?: (reached: Record<string, number>, atLoad: boolean) => void } = {};
 
 function learnerCommand(options: LearnerOptions): { command: string; args: string[]; spawnOptions: Parameters<typeof spawn>[2] } {
   const node = realpathSync(process.execPath);
@@ -270,36 +294,44 @@ export function pathInLearner(build: Build, file: string, sandbox: SandboxMode):
   return sandbox === "none" ? file : file.replace(build.dir, "/app/lib");
 }
 
-/** Resident memory of a process and all its descendants, from /proc (0 where there is no /proc). */
-export function treeResidentBytes(rootPid: number): number {
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+
+/** A process and all its descendants, from /proc: their pids, resident memory and CPU time (empty where there is no /proc). */
+export function treeStats(rootPid: number): { pids: number[]; residentBytes: number; cpuSeconds: number } {
+  const stats = { pids: [] as number[], residentBytes: 0, cpuSeconds: 0 };
   let entries: string[];
   try {
     entries = readdirSync("/proc").filter((name) => /^\d+$/.test(name));
   } catch {
-    return 0;
+    return stats;
   }
   const parent = new Map<number, number>();
-  const resident = new Map<number, number>();
+  const usage = new Map<number, { rss: number; cpu: number }>();
   for (const pid of entries) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      // Fields after the command name, which is in parentheses and may contain spaces.
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
       parent.set(Number(pid), Number(fields[1]));
-      resident.set(Number(pid), Number(fields[21]) * PAGE_SIZE);
+      usage.set(Number(pid), { rss: Number(fields[21]) * PAGE_SIZE, cpu: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS });
     } catch {
       // ended while we looked
     }
   }
-  let total = 0;
-  for (const [pid, bytes] of resident) {
+  for (const [pid, use] of usage) {
     for (let p: number | undefined = pid, hops = 0; p !== undefined && p > 1 && hops < 64; p = parent.get(p), hops++) {
       if (p === rootPid) {
-        total += bytes;
+        stats.pids.push(pid);
+        stats.residentBytes += use.rss;
+        stats.cpuSeconds += use.cpu;
         break;
       }
     }
   }
-  return total;
+  return stats;
 }
 
-
+/** Resident memory of a process and all its descendants. */
+export function treeResidentBytes(rootPid: number): number {
+  return treeStats(rootPid).residentBytes;
+}
