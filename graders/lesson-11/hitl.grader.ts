@@ -26,6 +26,7 @@ import {
   fail,
   json,
   lastDraft,
+  newDbPath,
   newQuery,
   newSession,
   resume,
@@ -38,7 +39,19 @@ import {
   send,
   type HitlApi,
 } from "./hitl/driver.ts";
+import { closeSync, existsSync, openSync, writeSync } from "node:fs";
 import { isDeepStrictEqual } from "node:util";
+import { Ledger } from "./hitl/fixture.ts";
+
+/** Overwrites the start of the SQLite file and its WAL files in place (same inodes, so open connections see it). */
+function corrupt(dbPath: string): void {
+  for (const file of [dbPath, `${dbPath}-wal`, `${dbPath}-shm`]) {
+    if (!existsSync(file)) continue;
+    const fd = openSync(file, "r+");
+    writeSync(fd, Buffer.alloc(64 * 1024, 0x5a), 0, 64 * 1024, 0);
+    closeSync(fd);
+  }
+}
 
 const grader = defineGrader<HitlApi>({ lesson: "lesson-11", unit: "hitl", exports: ["createHitlServer"], fixtures: { [FIXTURE]: FIXTURE_PATH } });
 
@@ -125,9 +138,9 @@ grader.core(
 );
 
 grader.core(
-  "request bodies are validated: a missing or mistyped field is a 400 naming it, malformed JSON a 400, an oversize body a 413",
+  "request bodies are validated: a missing or mistyped field is a 400 naming it, malformed JSON or a body that is not an object a 400, an oversize body a 413",
   {
-    hint: "Parse bodies with a zod schema and answer 400 with the path of the first issue in the message; catch JSON.parse errors (400); stop reading past a size limit (413). Never let these reach a 500.",
+    hint: "Parse bodies with a zod schema and answer 400 with the path of the first issue in the message; catch JSON.parse errors (400); refuse JSON that is not an object (null, [], a string) with 400; stop reading past a size limit (413). Never let these reach a 500.",
     section: "validating-requests",
   },
   async (api, check) => {
@@ -151,6 +164,10 @@ grader.core(
     for (const path of [CHAT_PATH, RESUME_PATH]) {
       const malformed = await send(server, path, `{"user_id": "${who.user_id}", "session_id": `);
       expectRefusal(malformed, [400], `POST ${path} with a truncated JSON body`);
+      // Valid JSON that is not an object: reading a field of null must not become a 500.
+      for (const text of ["null", "[]", '"publish"', "42"]) {
+        expectRefusal(await send(server, path, text), [400], `POST ${path} with the JSON body ${text} (not an object)`);
+      }
     }
     const oversize = await send(server, CHAT_PATH, { ...who, query: "x".repeat(256 * 1024) });
     expectRefusal(oversize, [413], `POST ${CHAT_PATH} with a 256 KiB body`);
@@ -354,6 +371,10 @@ grader.excellence(
     if (!isDeepStrictEqual(second.result, first.result)) {
       fail(`The repeated approve must return the same result as the first, ${json(first.result)}; it returned ${json(second.result)}.`);
     }
+    const replayed = (again.events.find((event) => event.event === "final_result")?.data as { replayed?: unknown } | undefined)?.replayed;
+    if (replayed !== true) {
+      fail(`The repeated approve is answered from the checkpoint, so its final_result must say replayed: true (the first one ran publish); it sent ${json(second)}.`);
+    }
   },
 );
 
@@ -407,9 +428,9 @@ grader.excellence(
 );
 
 grader.excellence(
-  "a pending review expires after the configured time and is then refused with 410, without running the side effect",
+  "a pending review expires after the configured time: every later answer is a 410 without the side effect, and a new message starts a new turn",
   {
-    hint: "Store the review's deadline (now() + reviewTtlMs) in the checkpoint when you ask; on resume compare it with now() and answer 410 Gone once it has passed.",
+    hint: "Store the review's deadline (now() + reviewTtlMs) in the checkpoint when you ask; on resume compare it with now() and answer 410 Gone once it has passed (record the expiry, so a second answer is refused the same way); a new message after the deadline is a new turn, not a 409.",
     section: "expiring-a-pending-review",
   },
   async (api, check) => {
@@ -419,6 +440,12 @@ grader.excellence(
     await server.advanceClock(REVIEW_TTL_MS + 1000);
     expectRefusal(await resume(server, who, "approve"), [410], `An approve sent ${REVIEW_TTL_MS / 1000 + 1} s after the review was asked (reviewTtlMs ${REVIEW_TTL_MS})`);
     if (effectCalls(server, who, "publish").length > 0) fail("An expired review was approved anyway: publish ran.");
+    expectRefusal(await resume(server, who, "approve"), [410], "A second approve of the expired review");
+    if (effectCalls(server, who, "publish").length > 0) fail("An expired review was approved by a second request: publish ran.");
+    // An expired review no longer blocks the session: a new message starts a new turn with a new review.
+    const again = expectReview(await chat(server, who, newQuery()), "A new message in the session after its review expired");
+    expectFinal(await resume(server, who, "approve", { review_id: again.review_id }), "An approve of the new review");
+    if (effectCalls(server, who, "publish").length !== 1) fail(`After the expiry, the new review's approve must publish once; publish ran ${effectCalls(server, who, "publish").length} times.`);
   },
 );
 
@@ -436,6 +463,235 @@ grader.excellence(
     const checks = effectCalls(server, who, "checkPolicy");
     if (checks.length !== 1) {
       fail(`checkPolicy ran ${checks.length} times for one review; the work before interrupt() ran again when the node re-ran on resume.`);
+    }
+  },
+);
+
+grader.excellence(
+  "human_review_required tells the reviewer everything: the policy findings, when the review expires, and the allowed actions",
+  {
+    hint: "Send policy (what checkPolicy returned), expires_at (ISO time of now() + reviewTtlMs when the review was asked) and allowed_actions [\"approve\", \"reject\", \"edit\"] with the pending action.",
+    section: "streaming-stages-and-the-review-stop",
+  },
+  async (api, check) => {
+    const server = await sharedServer(api, check);
+    const who = newSession();
+    // The server's clock may have been moved by another check: read its offset, the request happens in between.
+    const offset = await server.advanceClock(0);
+    const before = Date.now() + offset;
+    const answer = await chat(server, who, newQuery());
+    const after = Date.now() + offset;
+    expectReview(answer, "The first turn");
+    const data = answer.events.find((event) => event.event === "human_review_required")?.data as Record<string, unknown>;
+    const report = effectCalls(server, who, "checkPolicy").at(-1)?.report;
+    if (!isDeepStrictEqual(data.policy, report)) fail(`human_review_required.policy must be what checkPolicy returned, ${json(report)}; it was ${json(data.policy)}.`);
+    const expires = typeof data.expires_at === "string" ? Date.parse(data.expires_at) : Number.NaN;
+    if (!Number.isFinite(expires) || expires < before + REVIEW_TTL_MS - 1000 || expires > after + REVIEW_TTL_MS + 1000) {
+      fail(`human_review_required.expires_at must be an ISO time reviewTtlMs (${REVIEW_TTL_MS} ms) after the server's now() when it asked; it was ${json(data.expires_at)}.`);
+    }
+    const allowed = Array.isArray(data.allowed_actions) ? [...data.allowed_actions].sort() : data.allowed_actions;
+    if (!isDeepStrictEqual(allowed, ["approve", "edit", "reject"])) fail(`human_review_required.allowed_actions must list approve, reject and edit; it was ${json(data.allowed_actions)}.`);
+  },
+);
+
+grader.excellence(
+  "bodies are strict: an unknown field, or approved disagreeing with action, is a 400 naming the field, and nothing runs",
+  {
+    hint: "Use z.strictObject (a typo such as enable_review must not silently turn review off) and a refinement that approved is true exactly for approve and edit; put the offending field in the message.",
+    section: "validating-requests",
+  },
+  async (api, check) => {
+    const server = await sharedServer(api, check);
+    const who = newSession();
+    const cases: Array<{ path: string; body: unknown; field: string }> = [
+      { path: CHAT_PATH, body: { ...who, query: newQuery(), enable_review: false }, field: "enable_review" },
+      { path: RESUME_PATH, body: { ...who, action: "approve", approved: true, comment: "ok" }, field: "comment" },
+      { path: RESUME_PATH, body: { ...who, action: "approve", approved: false }, field: "approved" },
+      { path: RESUME_PATH, body: { ...who, action: "reject", approved: true }, field: "approved" },
+    ];
+    const review = expectReview(await chat(server, who, newQuery()), "The first turn");
+    for (const { path, body, field } of cases) {
+      const answer = await send(server, path, body);
+      const what = `POST ${path} with ${json(body)}`;
+      expectRefusal(answer, [400], what);
+      if (!answer.text.includes(field)) fail(`${what}: the 400 answer must name the field "${field}"; got ${describeExchange(answer)}.`);
+    }
+    if (effectCalls(server, who, "writeDraft").length !== 1 || effectCalls(server, who, "publish").length > 0) {
+      fail("A request refused for its body still ran something (writeDraft or publish); validate before running anything.");
+    }
+    expectFinal(await resume(server, who, "approve", { review_id: review.review_id }), "An approve after the refused requests");
+  },
+);
+
+grader.excellence(
+  "conflicts are 409 and leave the review waiting: an answer naming another review_id, and a new message while a review waits",
+  {
+    hint: "When review_id is sent and is not the pending review's id, answer 409 without resuming; refuse a new chat message with 409 while the session's review waits (it has not expired), without running the graph.",
+    section: "answering-a-review",
+  },
+  async (api, check) => {
+    const server = await sharedServer(api, check);
+    const who = newSession();
+    const review = expectReview(await chat(server, who, newQuery()), "The first turn");
+    expectRefusal(await resume(server, who, "approve", { review_id: `${review.review_id}-other` }), [409], "An approve naming another review_id");
+    expectRefusal(await chat(server, who, newQuery()), [409], "A new message in the session while its review waits");
+    if (effectCalls(server, who, "writeDraft").length !== 1) fail("The new message sent while a review waited ran the graph (writeDraft ran again); refuse it with 409.");
+    if (effectCalls(server, who, "publish").length > 0) fail("An approve naming another review_id published the pending action.");
+    expectFinal(await resume(server, who, "approve", { review_id: review.review_id }), "The approve naming the right review_id");
+    if (effectCalls(server, who, "publish").length !== 1) fail("After the refused requests, the right approve must publish once.");
+  },
+);
+
+grader.excellence(
+  "a failed turn keeps the user's message, and its error event carries session_id, code, message and retryable",
+  {
+    hint: "Checkpoint the turn's input (history + the new message) before the nodes run, as the graph's input step does, so the next turn sees it; send error as { session_id, code, message, retryable }.",
+    section: "errors-inside-the-graph",
+  },
+  async (api, check) => {
+    const server = await sharedServer(api, check);
+    const who = newSession();
+    const [failed, next] = [newQuery(), newQuery()];
+    server.ledger.gate(who.session_id, "writeDraft", async () => {
+      throw new Error("the draft model is unavailable");
+    });
+    const answer = await chat(server, who, failed);
+    server.ledger.gate(who.session_id, "writeDraft", async () => {});
+    expectStream(answer, "A turn whose writeDraft throws");
+    const error = answer.events.find((event) => event.event === "error")?.data as Record<string, unknown> | undefined;
+    if (
+      !error ||
+      error.session_id !== who.session_id ||
+      typeof error.code !== "string" ||
+      error.code === "" ||
+      typeof error.message !== "string" ||
+      typeof error.retryable !== "boolean"
+    ) {
+      fail(`The error event must carry { session_id: ${json(who.session_id)}, code, message, retryable: boolean }; got ${describeExchange(answer)}.`);
+    }
+    expectFinal(await chat(server, who, next, false), "The next turn of the session");
+    const seen = effectCalls(server, who, "writeDraft").at(-1)?.messages;
+    const users = Array.isArray(seen) ? seen.filter((m) => m?.role === "user").map((m) => m?.content) : seen;
+    if (!isDeepStrictEqual(users, [failed, next])) {
+      fail(`The next turn must see the failed turn's message and its own, [${json(failed)}, ${json(next)}]; writeDraft saw ${json(users)}.`);
+    }
+  },
+);
+
+grader.excellence(
+  "two messages sent at once in one session are both kept: neither turn's messages are lost",
+  {
+    hint: "Serialize the requests of a session (one at a time per thread), so the second turn reads the history after the first one saved it; two turns that both read the old history lose one of them.",
+    section: "message-history-across-turns",
+    timeout: 20_000,
+  },
+  async (api, check) => {
+    const server = await sharedServer(api, check);
+    const who = newSession();
+    const [first, second, third] = [newQuery(), newQuery(), newQuery()];
+    // Hold the first turn's model call until the second turn's starts: only a server that lets them overlap gets there.
+    let calls = 0;
+    let wake: (() => void) | undefined;
+    const secondStarted = new Promise<void>((resolve) => (wake = resolve));
+    server.ledger.gate(who.session_id, "writeDraft", async () => {
+      calls += 1;
+      if (calls === 1) await Promise.race([secondStarted, new Promise((resolve) => setTimeout(resolve, 1_500 * check.slowness))]);
+      else wake?.();
+    });
+    const answers = await Promise.all([chat(server, who, first, false), chat(server, who, second, false)]);
+    for (const answer of answers) expectFinal(answer, "One of two messages sent at once (review off)");
+    server.ledger.gate(who.session_id, "writeDraft", async () => {});
+    expectFinal(await chat(server, who, third, false), "The turn after them");
+    const seen = effectCalls(server, who, "writeDraft").at(-1)?.messages;
+    const list = Array.isArray(seen) ? (seen as Array<{ role?: unknown; content?: unknown }>) : [];
+    const users = list.filter((m) => m?.role === "user").map((m) => m?.content);
+    const replies = list.filter((m) => m?.role === "assistant").length;
+    const earlier = users.slice(0, 2).sort();
+    if (!isDeepStrictEqual(earlier, [first, second].sort()) || users[2] !== third || replies !== 2) {
+      fail(
+        `After two messages sent at once and a third, the third turn must see both earlier user messages, both replies and its own message; ` +
+          `writeDraft saw ${json(seen)}.`,
+      );
+    }
+  },
+);
+
+grader.excellence(
+  "a publish that failed is retried with the same idempotency key, and different reviews get different keys",
+  {
+    hint: "Derive the key from what is stable across retries of the step (thread + the checkpoint the publish step starts from), or generate it once and persist it before the call; never a timestamp or a fresh random value per attempt.",
+    section: "double-approvals-and-concurrent-resumes",
+  },
+  async (api, check) => {
+    const server = await sharedServer(api, check);
+    const who = newSession();
+    const keys: unknown[] = [];
+    server.ledger.gate(who.session_id, "publish", async (_args, context) => {
+      keys.push((context as { idempotencyKey?: unknown } | undefined)?.idempotencyKey);
+      if (keys.length === 1) throw new Error("the publishing service timed out");
+    });
+    expectReview(await chat(server, who, newQuery()), "The first turn");
+    const failed = await resume(server, who, "approve");
+    expectStream(failed, "An approve whose publish fails");
+    if (!failed.events.some((event) => event.event === "error")) fail(`A publish that throws must end the stream with an error event; got ${describeExchange(failed)}.`);
+    expectFinal(await resume(server, who, "approve"), "The same approve sent again after the failed publish");
+    if (keys.length !== 2 || typeof keys[0] !== "string" || keys[0] === "" || keys[0] !== keys[1]) {
+      fail(`The retried publish must carry the same non-empty idempotencyKey as the failed attempt; the keys were ${json(keys)}.`);
+    }
+    const other = newSession();
+    expectReview(await chat(server, other, newQuery()), "A turn of another session");
+    expectFinal(await resume(server, other, "approve"), "The other session's approve");
+    const otherKey = effectCalls(server, other, "publish")[0]?.idempotencyKey;
+    if (otherKey === keys[0]) fail(`Two different reviews got the same idempotencyKey ${json(otherKey)}; a downstream system would drop the second publish.`);
+  },
+);
+
+grader.excellence(
+  "the store failing is a 503 with a JSON error, never a 500 with a stack, and runs nothing",
+  {
+    hint: "Catch errors reading the session's checkpoint and answer 503 with a retry message, without running the graph: treating an unreadable history as an empty one would overwrite the conversation.",
+    section: "errors-inside-the-graph",
+    timeout: 20_000,
+  },
+  async (_api, check) => {
+    const server = await ownServer(check);
+    const who = newSession();
+    expectFinal(await chat(server, who, newQuery(), false), "The first turn");
+    corrupt(server.dbPath);
+    const answer = await chat(server, who, newQuery(), false);
+    expectRefusal(answer, [503], "A turn sent after the SQLite file was damaged");
+    if (!(answer.json as { error?: { message?: unknown } } | undefined)?.error?.message) {
+      fail(`The 503 must be a JSON body { error: { code, message } }; got ${describeExchange(answer)}.`);
+    }
+    if (effectCalls(server, who, "writeDraft").length !== 1) fail("With the store unreadable, the turn still ran the graph (writeDraft ran); refuse it before running anything.");
+  },
+);
+
+grader.excellence(
+  "bad server options are refused when the server is created, naming the option",
+  {
+    hint: "Validate createHitlServer's options (a zod schema) and throw HitlConfigError naming the option: a negative reviewTtlMs or a missing effect is a deploy mistake to catch at start, not at the first review.",
+    section: "validating-requests",
+  },
+  async (api, check) => {
+    const fixture = await check.fixture<typeof import("./hitl/learner-fixture.ts")>(FIXTURE);
+    const effects = new Ledger().effects();
+    const cases: Array<{ options: Record<string, unknown>; names: string }> = [
+      { options: { dbPath: newDbPath(check), effects, reviewTtlMs: -5 }, names: "reviewTtlMs" },
+      { options: { dbPath: newDbPath(check), effects: { writeDraft: effects.writeDraft, checkPolicy: effects.checkPolicy } }, names: "publish" },
+      { options: { dbPath: "", effects }, names: "dbPath" },
+    ];
+    for (const { options, names } of cases) {
+      let thrown: unknown;
+      try {
+        await fixture.start(api.createHitlServer as never, options);
+      } catch (error) {
+        thrown = error;
+      }
+      const message = thrown instanceof Error ? thrown.message : "";
+      if (!message.includes(names)) {
+        fail(`createHitlServer with a bad ${names} must throw an error naming "${names}"; ${thrown ? `it threw ${json(message)}` : "it started a server"}.`);
+      }
     }
   },
 );

@@ -28,8 +28,15 @@
  *   404 resume of a session that does not exist
  *   409 resume with nothing pending, a different answer to an answered review, or a new
  *       message while a review is pending
- *   410 resume of a review older than reviewTtlMs
- * Never a 500 with a stack trace, never a response left open.
+ *   410 resume of a review older than reviewTtlMs (every later answer too; a new message
+ *       after the deadline starts a new turn)
+ *   503 the session's checkpoint could not be read (nothing ran)
+ * The statuses are exact: an unknown session is 404, not "404 or 409".
+ * Never a 500 with a stack trace, never a response left open. Events are written as each
+ * node finishes, not collected and sent at the end.
+ *
+ * Libraries: node:http (or node:http2) and what the kit ships (zod, #runtime; no HTTP
+ * framework is installed, and a submission cannot bring one).
  *
  * Semantics the grader checks (it starts your server in a separate process through
  * createHitlServer, talks to it over HTTP, and counts the injected effects from outside):

@@ -25,7 +25,7 @@ export type EffectName = LedgerEntry["effect"];
 const PUBLISH_LATENCY_MS = 80;
 
 /** Runs at the start of an effect call for one session: a check can hold a node there and watch the stream, or make the effect fail by throwing. */
-export type Gate = () => Promise<void>;
+export type Gate = (input: unknown, context: unknown) => Promise<void>;
 
 export class Ledger {
   readonly #entries: LedgerEntry[] = [];
@@ -55,13 +55,13 @@ export class Ledger {
         instance,
       };
     };
-    const held = async (effect: EffectName, context: unknown) => {
+    const held = async (effect: EffectName, input: unknown, context: unknown) => {
       const gate = this.#gates.get(`${who(context).sessionId}\0${effect}`);
-      if (gate) await gate();
+      if (gate) await gate(input, context);
     };
     return {
       writeDraft: async (input, context) => {
-        await held("writeDraft", context);
+        await held("writeDraft", input, context);
         const query = String(input?.query);
         // Unique per call, so a draft written twice is a different draft.
         const draft: Draft = { title: `Plan: ${query.slice(0, 60)}`, body: `Draft ${instance}.${++this.#calls} for "${query}"` };
@@ -69,13 +69,13 @@ export class Ledger {
         return draft;
       },
       checkPolicy: async (draft, context) => {
-        await held("checkPolicy", context);
+        await held("checkPolicy", draft, context);
         const report: PolicyReport = { risk: "low", notes: [`policy check ${instance}.${++this.#calls}`] };
         record({ effect: "checkPolicy", ...who(context), draft, report });
         return report;
       },
       publish: async (args, context) => {
-        await held("publish", context);
+        await held("publish", args, context);
         const n = ++this.#calls;
         const receipt: PublishReceipt = { id: `post-${instance}-${n}`, url: `https://blog.example.test/posts/${instance}-${n}` };
         record({ effect: "publish", ...who(context), args, idempotencyKey: (context as { idempotencyKey?: unknown })?.idempotencyKey, receipt });
