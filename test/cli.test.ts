@@ -1,23 +1,37 @@
-// npm run grade as a user meets it: exit codes, readable and JSON reports, JUnit, clear errors.
+// npm run grade as a user meets it: exit codes, readable and JSON reports, JUnit, clear errors,
+// options npm swallowed, paths relative to where the user is, replaying a seed.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, test } from "vitest";
+import { afterAll, describe, expect, test } from "vitest";
 import { KIT_ROOT } from "../graders/harness/implementation.ts";
 import { parseReport } from "../kit/grading/report.ts";
 
-function grade(...args: string[]) {
+const stateDir = mkdtempSync(join(tmpdir(), "ck-cli-state-"));
+afterAll(() => rmSync(stateDir, { recursive: true, force: true }));
+
+/** The kit's own tests may run under `npm test`: the npm variables of that run must not look like the user's. */
+function cleanEnv(): NodeJS.ProcessEnv {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("npm_") && k !== "INIT_CWD" && k !== "CHECKPOINT_KIT_SEED"));
+  return { ...env, NO_COLOR: "1", FORCE_COLOR: undefined, CHECKPOINT_KIT_STATE_DIR: stateDir };
+}
+
+function runGrade(env: NodeJS.ProcessEnv, args: string[]) {
   const result = spawnSync(process.execPath, ["--import", "tsx", "kit/cli/grade.ts", ...args], {
     cwd: KIT_ROOT,
     encoding: "utf8",
-    env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: undefined },
+    env: { ...cleanEnv(), ...env },
     timeout: 240_000,
   });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
-describe("usage errors exit 2 and say what exists", () => {
+const grade = Object.assign((...args: string[]) => runGrade({}, args), {
+  withEnv: (env: NodeJS.ProcessEnv) => (...args: string[]) => runGrade(env, args),
+});
+
+describe("usage errors exit 2 and say what exists", { timeout: 180_000 }, () => {
   test.concurrent("an unknown lesson lists the lessons", () => {
     const { code, stderr } = grade("lesson-99");
     expect(code).toBe(2);
@@ -29,11 +43,43 @@ describe("usage errors exit 2 and say what exists", () => {
     expect(code).toBe(2);
     expect(stderr).toMatch(/Unknown unit "sered".*serde, scan-indexing, partial-recovery, locking, hitl/);
   });
-  test.concurrent("a bad option value names the option", () => {
-    const { code, stderr } = grade("lesson-11", "--min-tier", "great");
+  test.concurrent("a bad option value names the option, never a zod field", () => {
+    const tier = grade("lesson-11", "--min-tier", "great");
+    expect(tier.code).toBe(2);
+    expect(tier.stderr).toContain("--min-tier takes needs-improvement, adequate or excellent");
+    const seed = grade("lesson-11", "--seed", "x", "--concurrency", "0", "--time-limit", "soon");
+    expect(seed.code).toBe(2);
+    expect(seed.stderr).toContain("--seed takes a whole number");
+    expect(seed.stderr).toContain("--concurrency takes a whole number ≥ 1");
+    expect(seed.stderr).toContain("--time-limit takes a number of seconds > 0");
+    for (const { stderr } of [tier, seed]) expect(stderr).not.toMatch(/minTier|timeLimit|NaN|received|Invalid option/);
+  });
+  test.concurrent("--help prints the options on stdout and exits 0", () => {
+    const { code, stdout } = grade("--help");
+    expect(code).toBe(0);
+    expect(stdout).toContain("Usage: npm run grade <lesson> [unit ...] -- [options]");
+    expect(stdout).toContain("--verbose");
+  });
+  test.concurrent("options npm swallowed (no `--`) are caught: did you mean `-- --solutions`?", () => {
+    const { code, stderr, stdout } = grade.withEnv({ npm_lifecycle_event: "grade", npm_config_solutions: "true" })("lesson-11", "serde");
     expect(code).toBe(2);
-    expect(stderr).toMatch(/minTier|min-tier/);
-    expect(stderr).toContain("needs-improvement");
+    expect(stderr).toContain("did you mean `-- --solutions`?");
+    expect(stderr).toContain("npm run grade lesson-11 serde -- --solutions");
+    expect(stdout).toBe(""); // nothing was graded
+    const verbose = grade.withEnv({ npm_lifecycle_event: "grade", npm_config_loglevel: "verbose" })("lesson-11", "serde");
+    expect(verbose.stderr).toContain("did you mean `-- --verbose`?");
+  });
+  test.concurrent("--json without a file under npm (whose banner goes to stdout) is refused with the commands that work", () => {
+    const { code, stderr } = grade.withEnv({ npm_lifecycle_event: "grade" })("lesson-11", "--json");
+    expect(code).toBe(2);
+    expect(stderr).toContain("npm run grade lesson-11 -- --json report.json");
+    expect(stderr).toContain("npm run --silent grade lesson-11 -- --json > report.json");
+  });
+  test.concurrent("relative paths are the user's: a missing submission is looked for where the command was run", () => {
+    const { code, stderr } = grade.withEnv({ INIT_CWD: tmpdir() })("lesson-11", "--submission", "alice.tgz");
+    expect(code).toBe(2);
+    expect(stderr).toContain(`No such submission: ${join(tmpdir(), "alice.tgz")}`);
+    expect(stderr).not.toMatch(/\n\s+at /); // a sentence, not a stack trace
   });
   test.concurrent("two targets at once are refused", () => {
     const { code, stderr } = grade("lesson-11", "--solutions", "--submission", "x");
@@ -54,16 +100,57 @@ test("--solutions --json: a report the kit's schema accepts, recording seed and 
   expect(report.status).toBe("pass");
 }, 240_000);
 
-test("the starter: plain readable output with hints, --min-tier and JUnit", () => {
+test("the starter: plain readable output with the first failing check's hint, --min-tier and JUnit", () => {
   const junit = join(mkdtempSync(join(tmpdir(), "ck-junit-")), "report.xml");
   const { code, stdout } = grade("lesson-11", "serde", "--min-tier", "adequate", "--junit", junit);
   expect(code).toBe(1);
   expect(stdout).not.toMatch(/\u001b\[/); // piped + NO_COLOR: no escape codes
   expect(stdout).toContain("needs improvement");
-  expect(stdout).toContain("hint:");
+  expect(stdout.split("hint:").length - 1).toBe(1); // one hint: the first failing check's
+  expect(stdout).toMatch(/\d+ more failing checks: fix the first one, or add --verbose/);
+  expect(stdout.split("\n").length).toBeLessThan(40);
   expect(stdout).toMatch(/read: lessons\/lesson-11\/serde\.md#[a-z0-9-]+/);
   expect(stdout).toMatch(/next: “.+” — /);
+  expect(stdout).not.toContain("solutions/"); // the reference is shown only once the unit is excellent
   const xml = readFileSync(junit, "utf8");
   expect(xml).toContain('<testsuite name="lesson-11/serde"');
-  expect(xml).toContain("<failure");
+  expect(xml).toMatch(/<failure message="[^"]+" type="core-check-failed"><!\[CDATA\[[^\]]+\n\nhint: /);
 }, 240_000);
+
+test("--verbose: every failing check with its hint; failures print the command that replays them, and the seed it names works", () => {
+  const { stdout } = grade("lesson-11", "serde", "--verbose", "--seed", "4242");
+  expect(stdout.split("hint:").length - 1).toBeGreaterThan(3);
+  expect(stdout).toContain("reproduce with: npm run grade lesson-11 serde -- --seed 4242");
+  expect(stdout).not.toContain("CHECKPOINT_KIT_SEED=");
+  expect(stdout).not.toContain("Enable verbose mode"); // fast-check's advice to its own users
+  // CHECKPOINT_KIT_SEED replays too.
+  const replay = grade.withEnv({ CHECKPOINT_KIT_SEED: "4242" })("lesson-11", "serde", "--verbose");
+  expect(replay.stdout).toContain("seed 4242");
+  const counterexample = (text: string) => /Counterexample: (.*)/.exec(text)?.[1];
+  expect(counterexample(replay.stdout)).toBe(counterexample(stdout));
+}, 240_000);
+
+test("run through npm from a subfolder: the kit writes --json FILE itself, relative to that folder, and it parses", () => {
+  mkdirSync(join(KIT_ROOT, ".grading"), { recursive: true });
+  const where = mkdtempSync(join(KIT_ROOT, ".grading", "cwd-"));
+  try {
+    const run = spawnSync("npm", ["run", "grade", "lesson-11", "serde", "--", "--solutions", "--json", "out.json", "--report", "copy.json"], {
+      cwd: where,
+      encoding: "utf8",
+      env: { ...cleanEnv(), CHECKPOINT_KIT_SEED: "99" },
+      timeout: 240_000,
+    });
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toContain("> checkpoint-kit@"); // npm's banner: exactly why the report never goes through stdout
+    const report = parseReport(readFileSync(join(where, "out.json"), "utf8"));
+    expect(report.seed).toBe(99);
+    expect(report.tier).toBe("excellent");
+    expect(report.tests.every((t) => t.task_id === 1 && t.test_code)).toBe(true);
+    expect(existsSync(join(where, "copy.json"))).toBe(true);
+    const silent = spawnSync("npm", ["run", "--silent", "grade", "lesson-11", "serde", "--", "--solutions", "--json"], { cwd: where, encoding: "utf8", env: cleanEnv(), timeout: 240_000 });
+    expect(silent.status, silent.stderr).toBe(0);
+    expect(parseReport(silent.stdout).tier).toBe("excellent");
+  } finally {
+    rmSync(where, { recursive: true, force: true });
+  }
+}, 300_000);

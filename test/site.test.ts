@@ -1,6 +1,6 @@
 // The site builder, without a browser: a small fixture kit for the rules (editions,
 // rubric, diagrams, links, clear errors), then the real kit's two editions.
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -8,7 +8,8 @@ import { KIT_ROOT } from "../graders/harness/implementation.ts";
 import { loadManifest, unitPaths } from "../kit/manifest.ts";
 import { buildSite, loadQuestionMaps, type BuildResult } from "../site/builder.ts";
 import { parseSiteArgs } from "../site/build.ts";
-import { contractMarkdown, extractContract } from "../site/content.ts";
+import { contractMarkdown, extractContract, isTypeScript } from "../site/content.ts";
+import { startPageHtml, writeStartPage } from "../site/start-page.ts";
 import { distinctiveReferenceLines, pageText } from "../site/reference-lines.ts";
 import { prefixSvgIds } from "../site/inline-svg.ts";
 import type { CollectRubrics, CollectedCheck } from "../site/rubric.ts";
@@ -306,6 +307,55 @@ describe("the kit's own site", () => {
     const units = loadManifest().lessons.flatMap((l) => l.units.map((u) => `${l.id}/${u.id}.html`));
     expect(results.candidate!.pages).toEqual(expect.arrayContaining(["index.html", ...units]));
     expect(results.interviewer!.pages).toEqual(expect.arrayContaining([...results.candidate!.pages, "interviewer-guide.html"]));
+  });
+
+  test("site/dist/index.html is the page to open: it links to both editions, and each link resolves", () => {
+    const file = writeStartPage(outDir);
+    expect(file).toBe(join(outDir, "index.html"));
+    const html = readFileSync(file, "utf8");
+    const links = [...html.matchAll(/href="([^"]+)"/g)].map((m) => m[1]!);
+    expect(links).toEqual(["candidate/index.html", "interviewer/index.html"]);
+    for (const link of links) expect(existsSync(join(outDir, link))).toBe(true);
+    expect(startPageHtml(["candidate"])).toContain("npm run site -- --edition interviewer");
+  });
+
+  test("page titles never repeat the site's name, and no page repeats an id (inlined diagrams included)", () => {
+    for (const edition of ["candidate", "interviewer"] as const) {
+      for (const page of results[edition]!.pages) {
+        const html = readFileSync(join(results[edition]!.dir, page), "utf8");
+        const title = /<title>(.*?)<\/title>/.exec(html)![1]!;
+        expect(title, page).not.toMatch(/checkpoint-kit.*checkpoint-kit/);
+        const ids = [...html.matchAll(/\sid="([^"]+)"/g)].map((m) => m[1]!);
+        const repeated = ids.filter((id, i) => ids.indexOf(id) !== i);
+        expect(repeated, `${edition}/${page}`).toEqual([]);
+      }
+    }
+    const home = readFileSync(join(results.candidate!.dir, "index.html"), "utf8");
+    expect(home).toContain("<title>checkpoint-kit</title>");
+  });
+
+  test("a contract's prose laid out like code (signature tables, byte layouts, routes) is not highlighted as TypeScript", () => {
+    for (const unit of loadManifest().lessons.flatMap((l) => l.units.map((u) => ({ lesson: l.id, unit: u.id })))) {
+      const file = join(unitPaths(unit.lesson, unit.unit).starter, "index.ts");
+      const markdown = contractMarkdown(extractContract(readFileSync(file, "utf8"), file));
+      for (const block of markdown.split("```ts\n").slice(1)) expect(isTypeScript(block.split("\n```")[0]!), `${unit.unit}: ${block.slice(0, 80)}`).toBe(true);
+    }
+    expect(isTypeScript('offset 0  "c" "k"                 magic (0x63 0x6b)')).toBe(false);
+    expect(isTypeScript("dumpsTyped(value)            -> [typeTag, bytes]")).toBe(false);
+    expect(isTypeScript("const saver = new RedisSaver(redis);\nawait saver.put(config);")).toBe(true);
+    const serde = readFileSync(join(results.candidate!.dir, "lesson-11", "serde.html"), "utf8");
+    const contract = /<div class="contract">([\s\S]*?)<\/div>\n/.exec(serde)![1]!;
+    expect(contract).toContain('class="shiki plain"');
+  });
+
+  test("the stylesheet: CJK fallbacks in both font stacks, and diagrams at their natural size (the figure scrolls instead)", () => {
+    const css = readFileSync(join(results.candidate!.dir, "assets", "style.css"), "utf8");
+    const cjk = /--cjk:([^;]+);/.exec(css)?.[1] ?? "";
+    for (const family of ["PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", "WenQuanYi Micro Hei"]) expect(cjk).toContain(family);
+    expect(css).toMatch(/--sans:[^;]*var\(--cjk\)[^;]*sans-serif;/);
+    expect(css).toMatch(/--mono:[^;]*var\(--cjk\)[^;]*monospace;/);
+    expect(css).toMatch(/figure\.diagram svg \{[^}]*width: var\(--diagram-width, 100%\);[^}]*max-width: none;/);
+    expect(css).toMatch(/figure\.diagram \{[^}]*overflow-x: auto;/);
   });
 
   test("no candidate page shows a line that only the reference solutions and answers contain", () => {

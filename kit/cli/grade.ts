@@ -90,9 +90,9 @@ async function main(argv: string[]): Promise<number> {
   const report = await gradeOnce(options, log);
   if (options.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   else log(formatSummary(report, useColor()));
-  if (options.report) {
-    writeReportFile(report, options.report);
-    process.stderr.write(`wrote the JSON report to ${options.report}\n`);
+  for (const file of options.reports) {
+    writeReportFile(report, file);
+    process.stderr.write(`wrote the JSON report to ${file}\n`);
   }
   if (options.junit) writeJunit(report, options.junit);
   return meetsMinTier(report, options) ? EXIT_OK : EXIT_BELOW_MIN_TIER;

@@ -58,10 +58,12 @@ export function userPath(path: string): string {
  */
 export function swallowedOptions(names: readonly string[], env: NodeJS.ProcessEnv = process.env): string[] {
   if (!env.npm_lifecycle_event) return [];
-  return names.filter((name) => {
+  // npm reads --verbose as its own --loglevel verbose.
+  const verbose = names.includes("verbose") && env.npm_config_loglevel === "verbose" ? ["verbose"] : [];
+  return [...verbose, ...names.filter((name) => {
     const value = env[`npm_config_${name.replace(/-/g, "_")}`];
     return value !== undefined && value !== "" && value !== "false";
-  });
+  })];
 }
 
 /** The usage error for swallowed options, with the command that works. */
@@ -102,8 +104,8 @@ export const GradeOptionsSchema = z
     hidden: z.boolean(),
     /** Print the JSON report on stdout. */
     json: z.boolean(),
-    /** Write the JSON report to this file (--json FILE.json or --report FILE). */
-    report: z.string().optional(),
+    /** Write the JSON report to these files (--json FILE.json and/or --report FILE). */
+    reports: z.array(z.string()),
     junit: z.string().optional(),
     minTier: z.enum(TIERS, { error: "--min-tier takes needs-improvement, adequate or excellent" }).optional(),
     watch: z.boolean(),
@@ -120,7 +122,7 @@ export const GradeOptionsSchema = z
   .refine((o) => [o.solutions, o.submission !== undefined, o.submissions !== undefined].filter(Boolean).length <= 1, {
     message: "choose one of --solutions, --submission and --submissions",
   })
-  .refine((o) => !(o.watch && (o.submission || o.submissions || o.json || o.report)), {
+  .refine((o) => !(o.watch && (o.submission || o.submissions || o.json || o.reports.length > 0)), {
     message: "--watch grades your own exercises; it does not combine with --submission(s), --json or --report",
   });
 
@@ -195,7 +197,7 @@ export function parseGradeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     out: values.out,
     hidden: values.hidden,
     json: values.json && jsonFile === undefined,
-    report: jsonFile ?? values.report,
+    reports: [jsonFile, values.report].filter((f): f is string => f !== undefined),
     junit: values.junit,
     minTier: values["min-tier"],
     watch: values.watch,
@@ -217,9 +219,10 @@ export function parseGradeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     }
   }
   // npm runs scripts from the kit root: paths are the user's, relative to where they typed the command.
-  for (const key of ["submission", "submissions", "out", "report", "junit"] as const) {
+  for (const key of ["submission", "submissions", "out", "junit"] as const) {
     if (options[key] !== undefined) options[key] = userPath(options[key]);
   }
+  options.reports = options.reports.map(userPath);
   if (options.json && env.npm_lifecycle_event && env.npm_config_loglevel !== "silent") {
     throw new UsageError(
       "--json without a file prints the report on stdout, where npm first prints its own banner, so `> file` would not be valid JSON.\n" +

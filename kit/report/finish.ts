@@ -57,7 +57,27 @@ export function capOutput(output: string): string {
   return `${clean.slice(0, OUTPUT_CAP - marker.length)}${marker}`;
 }
 
-const checkSources = new Map<string, Map<string, string>>();
+/** Check title (or, for a template title, a pattern of it) -> the source of its body. */
+export class CheckSources {
+  private readonly exact = new Map<string, string>();
+  private readonly patterns: Array<[RegExp, string]> = [];
+
+  add(title: string | RegExp, code: string): void {
+    if (typeof title === "string") this.exact.set(title, code);
+    else this.patterns.push([title, code]);
+  }
+
+  get(title: string): string | undefined {
+    return this.exact.get(title) ?? this.patterns.find(([pattern]) => pattern.test(title))?.[1];
+  }
+
+  keys(): string[] {
+    return [...this.exact.keys()];
+  }
+}
+
+const checkSources = new Map<string, CheckSources>();
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 function dedent(text: string): string {
   const lines = text.split("\n");
@@ -68,11 +88,11 @@ function dedent(text: string): string {
   return lines.map((l, i) => (i === 0 ? l : l.slice(strip))).join("\n");
 }
 
-/** Check title -> the source of its body, read from a grader file without running it. */
-export function graderCheckSources(file: string): Map<string, string> {
+/** The source of each check's body, read from a grader file without running it. */
+export function graderCheckSources(file: string): CheckSources {
   const cached = checkSources.get(file);
   if (cached) return cached;
-  const sources = new Map<string, string>();
+  const sources = new CheckSources();
   if (existsSync(file)) {
     const source = ts.createSourceFile(file, readFileSync(file, "utf8"), ts.ScriptTarget.Latest, true);
     const visit = (node: ts.Node) => {
@@ -84,8 +104,13 @@ export function graderCheckSources(file: string): Map<string, string> {
       ) {
         const [title] = node.arguments;
         const body = node.arguments.at(-1)!;
-        if (title && (ts.isStringLiteral(title) || ts.isNoSubstitutionTemplateLiteral(title)) && (ts.isArrowFunction(body) || ts.isFunctionExpression(body))) {
-          sources.set(title.text, dedent(body.getText(source)));
+        if (title && (ts.isArrowFunction(body) || ts.isFunctionExpression(body))) {
+          const code = dedent(body.getText(source));
+          if (ts.isStringLiteral(title) || ts.isNoSubstitutionTemplateLiteral(title)) sources.add(title.text, code);
+          else if (ts.isTemplateExpression(title)) {
+            const parts = [title.head.text, ...title.templateSpans.map((span) => span.literal.text)].map(escapeRegExp);
+            sources.add(new RegExp(`^${parts.join(".+?")}$`), code);
+          }
         }
       }
       ts.forEachChild(node, visit);
