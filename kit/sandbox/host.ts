@@ -21,8 +21,26 @@ async function loadRedis(): Promise<RedisCtor> {
 }
 
 const send = (message: Message) => {
+  sendMutantCoverage(false);
   process.send!(message);
 };
+
+/**
+ * Mutation testing only (`npm run mutation`, kit/mutation/): when Stryker has
+ * instrumented the reference solution, its code counts here which mutants it
+ * reached (globalThis.__stryker__.mutantCoverage). During Stryker's coverage run
+ * (no __STRYKER_ACTIVE_MUTANT__) those counts go to the trusted side ahead of
+ * every message, so they are credited to the check that caused them; what ran
+ * while a module was being imported is marked as load-time ("static") coverage.
+ * Without Stryker there is no such object and nothing is sent.
+ */
+function sendMutantCoverage(atLoad: boolean): void {
+  const coverage = (globalThis as { __stryker__?: { mutantCoverage?: { static: Record<string, number> } } }).__stryker__?.mutantCoverage;
+  if (!coverage || process.env.__STRYKER_ACTIVE_MUTANT__ || Object.keys(coverage.static).length === 0) return;
+  const reached = coverage.static;
+  coverage.static = {};
+  process.send!({ op: "stryker-coverage", atLoad, reached });
+}
 
 const peer: Peer = new Peer({
   send,
@@ -43,7 +61,9 @@ const peer: Peer = new Peer({
         return "pong";
       case "import": {
         const [file] = args as [string];
-        return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+        const module = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+        sendMutantCoverage(true);
+        return module;
       }
       case "prepare-redis":
         await loadRedis();
