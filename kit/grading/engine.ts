@@ -5,9 +5,9 @@
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
 import pLimit from "p-limit";
@@ -377,8 +377,14 @@ export async function gradeLesson(options: GradeLessonOptions): Promise<LessonRe
   const typeErrors = options.sandbox
     ? typecheckUnits(new Map(units.map((u) => [u.id, { dir: options.implementationDir(u.id), shownAs: join("exercises", lesson.id, u.id) }])))
     : new Map<string, string>();
-  const results = await Promise.all(
-    units.map((unit) =>
+  // Longest first (by how long each unit took last time here), so the slowest unit never starts last;
+  // results keep the manifest's order.
+  const durations = readDurations();
+  const byCost = [...units].sort((a, b) => (durations[`${lesson.id}/${b.id}`] ?? 0) - (durations[`${lesson.id}/${a.id}`] ?? 0));
+  const graded = new Map<string, Promise<UnitResult>>();
+  for (const unit of byCost) {
+    graded.set(
+      unit.id,
       limit(async () => {
         const result = await gradeUnit({
           lesson: lesson.id,
@@ -398,8 +404,10 @@ export async function gradeLesson(options: GradeLessonOptions): Promise<LessonRe
         options.onUnitDone?.(result);
         return result;
       }),
-    ),
-  );
+    );
+  }
+  const results = await Promise.all(units.map((unit) => graded.get(unit.id)!));
+  writeDurations(Object.fromEntries(results.map((r) => [`${lesson.id}/${r.unit}`, r.duration_ms])));
   const tests = results.flatMap((u) => u.tests.map((t) => ({ ...t, name: `${u.unit} › ${t.name}` })));
   tests.forEach((t, i) => (t.task_id = i + 1));
   const status = results.some((u) => u.status === "error") ? "error" : results.every((u) => u.status === "pass") ? "pass" : "fail";
@@ -418,6 +426,27 @@ export async function gradeLesson(options: GradeLessonOptions): Promise<LessonRe
     node_version: process.version,
     generated_at: new Date().toISOString(),
   };
+}
+
+const DURATIONS_FILE = join(KIT_ROOT, "node_modules", ".cache", "checkpoint-kit", "unit-durations.json");
+
+/** How long each unit took the last time it was graded on this machine (for scheduling only). */
+function readDurations(): Record<string, number> {
+  try {
+    const parsed = z.record(z.string(), z.number()).safeParse(JSON.parse(readFileSync(DURATIONS_FILE, "utf8")));
+    return parsed.success ? parsed.data : {};
+  } catch {
+    return {};
+  }
+}
+
+function writeDurations(latest: Record<string, number>): void {
+  try {
+    mkdirSync(dirname(DURATIONS_FILE), { recursive: true });
+    writeFileSync(DURATIONS_FILE, JSON.stringify({ ...readDurations(), ...latest }));
+  } catch {
+    // a read-only install: scheduling falls back to the manifest's order
+  }
 }
 
 export const KIT_VERSION: string = (
