@@ -73,7 +73,7 @@ export async function incrementAcrossProcesses(
   const reports = await inProcesses(check, { processes: options.processes, writers: options.writers }, async ({ index, learner, api, writers, start }) => {
     const stores = await Promise.all(writers.map(() => options.makeStore(api, learner)));
     const fixture = await check.fixture<Fixture>("writers", learner);
-    return fixture.increment({ stores, names: writers.map((w) => `w${w}`), threadId: options.threadId, increments: options.increments, Conflict: api.VersionConflictError, start, seed: SEED + index });
+    return fixture.increment({ stores, names: writers.map((w) => `w${w}`), threadId: options.threadId, increments: options.increments, Conflict: api.VersionConflictError, start, seed: SEED + index, progress: () => undefined });
   });
   const reader = await check.spawn();
   const store = await options.makeStore(reader.api, reader.learner);
@@ -101,7 +101,7 @@ export function assertNoLostUpdate(backend: string, outcome: IncrementOutcome, s
 }
 
 /** Seeded reply jitter, so concurrent writers on many connections interleave as on a network. */
-export function interleave(redis: TestRedis, maxMs = 2): void {
+export function interleave(redis: TestRedis, maxMs = 1): void {
   redis.setJitter(maxMs, seededRandom());
 }
 

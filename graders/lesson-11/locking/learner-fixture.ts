@@ -42,7 +42,17 @@ export interface IncrementReport {
   ended: number;
 }
 
-export async function increment(args: { stores: Store[]; names: string[]; threadId: string; increments: number; Conflict: Ctor; start: () => Promise<void>; seed: number }): Promise<IncrementReport> {
+export async function increment(args: {
+  stores: Store[];
+  names: string[];
+  threadId: string;
+  increments: number;
+  Conflict: Ctor;
+  start: () => Promise<void>;
+  seed: number;
+  /** Told now and then that the loop is still going (the trusted side's deadline counts it as progress). */
+  progress?: (done: number) => unknown;
+}): Promise<IncrementReport> {
   const { stores, names, threadId, increments, Conflict, start } = args;
   const random = mulberry32(args.seed);
   const report: IncrementReport = { done: stores.map(() => 0), conflicts: 0, unexpected: [], began: 0, ended: 0 };
@@ -69,6 +79,7 @@ export async function increment(args: { stores: Store[]; names: string[]; thread
         try {
           await store.put(threadId, { count: (current?.state.count ?? 0) + 1, writer: names[index]! }, current?.version ?? 0);
           report.done[index]!++;
+          if (args.progress && report.done[index]! % 2 === 0) void Promise.resolve(args.progress(report.done[index]!)).catch(() => undefined);
         } catch (error) {
           if (error instanceof Conflict) report.conflicts++;
           else {
