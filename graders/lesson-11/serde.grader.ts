@@ -44,7 +44,12 @@ async function dumped(serde: SerdeLike, value: unknown): Promise<[string, Uint8A
 
 /** Dumps with `writer` and loads with `reader` (by default a different learner process: nothing the writer remembers helps). */
 async function roundTrip(writer: SerdeLike, value: unknown, reader: SerdeLike = writer): Promise<unknown> {
-  return reader.loadsTyped(await dumped(writer, value));
+  const typed = await dumped(writer, value);
+  try {
+    return await reader.loadsTyped(typed);
+  } catch (error) {
+    throw new Error(withSeed(`Your own bytes for ${show(value)} did not load${reader === writer ? "" : " in another process (a checkpoint must load after a restart, anywhere)"}: ${show(error)}`));
+  }
 }
 
 async function expectRoundTrip(writer: SerdeLike, reader: SerdeLike, value: unknown, what: string): Promise<void> {
