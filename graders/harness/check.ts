@@ -21,7 +21,7 @@ import { afterAll, test } from "vitest";
 import { compileLearner, CompileError, type Build } from "../../kit/sandbox/compile.ts";
 import { detectSandbox, LearnerProcess, pathInLearner, type SandboxMode } from "../../kit/sandbox/learner.ts";
 import { ImplementationLoadError, implementationDir } from "./implementation.ts";
-import { servicesDir } from "./services.ts";
+import { activity, noteActivity, servicesDir } from "./services.ts";
 import { appendFileSync } from "node:fs";
 
 export type Tier = "core" | "excellence";
@@ -123,7 +123,6 @@ interface UnitSetup {
 
 const live = new Set<LearnerProcess>();
 let outputOfCheck = "";
-let progress = 0;
 const memoryLimitMb = Number(process.env.CHECKPOINT_KIT_LEARNER_TREE_MB ?? 2_048);
 const heapLimitMb = Number(process.env.CHECKPOINT_KIT_LEARNER_HEAP_MB ?? 512);
 let overMemory: string | undefined;
@@ -156,7 +155,7 @@ async function startLearner(setup: UnitSetup): Promise<LearnerProcess> {
   });
   live.add(learner);
   // Any message from a learner process is progress: a slow machine shows some, stuck code none.
-  learner.child.on("message", () => progress++);
+  learner.child.on("message", noteActivity);
   void learner.exited.then(() => live.delete(learner));
   return learner;
 }
@@ -326,7 +325,7 @@ async function runWithDeadline(work: Promise<unknown>, timeoutMs: number, learne
   // When the check is stopped, the abandoned body may still fail later: that is no news.
   done.catch(() => undefined);
   const started = Date.now();
-  let lastProgress = progress;
+  let lastProgress = activity.count;
   let lastProgressAt = Date.now();
   let cpuAtProgress = cpuOf();
   const hung = (message: string) => {
@@ -344,8 +343,8 @@ async function runWithDeadline(work: Promise<unknown>, timeoutMs: number, learne
       return;
     }
     const cpu = cpuOf();
-    if (progress !== lastProgress) {
-      lastProgress = progress;
+    if (activity.count !== lastProgress) {
+      lastProgress = activity.count;
       lastProgressAt = Date.now();
       cpuAtProgress = cpu;
     }

@@ -26,7 +26,7 @@ import { Redis } from "ioredis";
 import RedisMock from "ioredis-mock";
 import RedisParser from "redis-parser";
 import type { LearnerProcess, RedisEndpoint } from "../../kit/sandbox/learner.ts";
-import { servicesDir } from "./services.ts";
+import { noteActivity, servicesDir } from "./services.ts";
 
 export interface RecordedCommand {
   /** Uppercase command name. */
@@ -303,6 +303,7 @@ export async function createTestRedis(options: TestRedisOptions = {}): Promise<T
         const argv = Array.isArray(request) ? request : request.toString("utf8").trim().split(/\s+/).map((a) => Buffer.from(a));
         if (argv.length === 0) return;
         if (connection.handshaking && !HANDSHAKE.has(argv[0]!.toString("utf8").toUpperCase())) connection.handshaking = false;
+        if (!connection.trusted) noteActivity();
         if (!connection.trusted && !connection.handshaking) {
           if (!chunkCounted && connection.outstanding === 0) roundTrips++;
           chunkCounted = true;

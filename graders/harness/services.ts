@@ -16,3 +16,15 @@ export function servicesDir(): string {
   }
   return dir;
 }
+
+/**
+ * Activity of the learner's code as the trusted side sees it: messages from its
+ * processes, commands its Redis connections send, requests its servers answer.
+ * A check's deadline is extended while this moves (see check.ts): a slow machine
+ * shows activity, stuck code none.
+ */
+export const activity = { count: 0 };
+
+export function noteActivity(): void {
+  activity.count++;
+}
