@@ -240,6 +240,33 @@ grader.core(
 );
 
 grader.excellence(
+  "checkpoint metadata says where each checkpoint came from: source (input, loop, fork), step and node",
+  {
+    hint: 'Save metadata with every checkpoint: { source: "input", step: -1 } for the input, { source: "loop", step, node } after each step (node: the step\'s nodes joined by ","), { source: "fork" } for the first checkpoint of a fork. Tools list and filter history by it.',
+    section: "minimal-state-routing-position-parent-pointer",
+    weight: 1,
+  },
+  async (api, check) => {
+    const proc = await sharedProc(api, check);
+    const thread = newCase(check, "order", orderInput());
+    const threadId = thread.world.threadId;
+    const original = resultOf(await runThread(proc, thread), "An uncrashed run of the order workflow did not finish:");
+    const chain = await withStore(thread.file, async (saver) => (await chainFrom(saver, { threadId, checkpointId: original.checkpointId })).reverse());
+    const expected = [{ source: "input", step: -1 }, ...ORDER_NODES.map((node, step) => ({ source: "loop", step, node }))];
+    for (const [index, tuple] of chain.entries()) {
+      const want = expected[index];
+      const got = Object.fromEntries(Object.keys(want ?? {}).map((key) => [key, (tuple.metadata as Record<string, unknown>)[key]]));
+      if (!want || !isDeepStrictEqual(got, want)) fail(`Checkpoint ${index + 1} of the run (next ${show(tuple.checkpoint.next)}) has metadata ${show(tuple.metadata)}; expected ${show(want)} among it.`);
+    }
+    const forkFrom = chain.find((tuple) => isDeepStrictEqual(tuple.checkpoint.next, ["summarize"]))!;
+    const forked = resultOf(await runThread(proc, { ...thread, input: undefined }, { checkpointId: forkFrom.config.checkpointId }), "Forking from an earlier checkpoint did not finish:");
+    const branch = await withStore(thread.file, async (saver) => (await chainFrom(saver, { threadId, checkpointId: forked.checkpointId })).reverse());
+    const first = branch.find((tuple) => tuple.parentConfig?.checkpointId === forkFrom.config.checkpointId);
+    if (first?.metadata.source !== "fork") fail(`The first checkpoint of the fork has metadata ${show(first?.metadata)}; its source must be "fork", so history tools can tell a branch from a step.`);
+  },
+);
+
+grader.excellence(
   "crash matrix: a crash before, inside or after each of 4 nodes; effects exactly once, pure nodes re-run only when in flight",
   {
     hint: "Only the task in flight at the crash may run again: everything a saved checkpoint or pending write covers must be read back, not recomputed; an effect in flight is retried with its stable key.",
@@ -325,6 +352,39 @@ grader.excellence(
 );
 
 grader.excellence(
+  "saga with parallel effects and after a fork: every effect of this timeline is compensated, the parallel ones before the earlier ones, a fork's own effects included",
+  {
+    hint: "Compensate every finished effect of the failing run's timeline (follow the parent pointers; all tasks of a parallel step), newest step first, with the key each effect ran with. On a fork, the effects the fork itself ran are its own: refund those.",
+    section: "compensation-saga",
+    weight: 2,
+  },
+  async (api, check) => {
+    const proc = await sharedProc(api, check);
+    const thread = newCase(check, "sagaParallel", orderInput());
+    const outcome = await runThread(proc, thread);
+    if (outcome.kind !== "finished" || outcome.result.status !== "compensated") fail(`When "ship" failed for good after two parallel effects, ${outcome.kind === "finished" ? `runWorkflow resolved with status ${show(outcome.result.status)}` : describeOutcome(outcome)}; expected status "compensated".`);
+    const ledger = thread.world.ledger;
+    const undo = ledger.entries.flatMap((entry) => (entry.kind === "call" && ["refunds", "cancellations", "releases"].includes(entry.service) ? [entry] : []));
+    const services = undo.filter((call) => !call.deduplicated).map((call) => call.service);
+    if (services.length !== 3 || new Set(services).size !== 3 || services[2] !== "releases") {
+      fail(`After reserve, then charge and book in parallel, then a failing ship, the compensations executed were ${show(undo.map((c) => `${c.service}: ${c.about}`))}; expected one refund and one courier cancellation (either order), then the reservation released last.`);
+    }
+    // A saga after a fork: the original run failed and was compensated; a fork from before the charge charges again and fails again.
+    const saga = newCase(check, "saga", orderInput());
+    const first = resultOf(await runThread(proc, saga), "The saga workflow did not finish:");
+    if (first.status !== "compensated") fail(`The saga workflow ended with status ${show(first.status)}; expected "compensated".`);
+    const beforeCharge = await withStore(saga.file, async (sv) => (await chainFrom(sv, { threadId: saga.world.threadId, checkpointId: first.checkpointId })).find((t) => isDeepStrictEqual(t.checkpoint.next, ["charge"])));
+    if (!beforeCharge) return fail('The compensated saga thread has no checkpoint with next = ["charge"] to fork from.');
+    const forked = resultOf(await runThread(proc, { ...saga, input: undefined }, { checkpointId: beforeCharge.config.checkpointId }), "A fork of the saga from before the charge did not finish:");
+    if (forked.status !== "compensated") fail(`The fork of the saga ended with status ${show(forked.status)}; its ship fails too, so expected "compensated".`);
+    const charges = saga.world.ledger.executed("payments");
+    const refunds = saga.world.ledger.executed("refunds").map((call) => call.about);
+    if (charges.length !== 2) fail(`The fork from before the charge executed ${charges.length} charge(s) in all; the original branch charged once and the fork, a branch of its own, once more.`);
+    if (!refunds.includes(`refund ${charges[1]!.key}`)) fail(`After the fork's ship failed, the refunds executed were ${show(refunds)}; the fork's own charge (key ${charges[1]!.key}) must be refunded.`);
+  },
+);
+
+grader.excellence(
   "resuming from an earlier checkpoint id forks a new branch; the original history is unchanged and both are reachable through parent pointers",
   {
     hint: "With options.checkpointId older than the latest, save a new checkpoint whose parent is that id (same state and next) and continue from it; never rewrite or delete the checkpoints after it.",
@@ -364,6 +424,12 @@ grader.excellence(
       const stillOriginal = (await chainFrom(saver, { threadId, checkpointId: original.checkpointId })).map((t) => t.config.checkpointId);
       if (!isDeepStrictEqual(stillOriginal, originalChain.map((t) => t.config.checkpointId))) fail("After the fork, the original branch's parent chain changed; it must stay listable as it was.");
     });
+    // A fork from before the charge replays it: on the new branch that is a new request, not a retry.
+    const beforeCharge = originalChain.find((tuple) => isDeepStrictEqual(tuple.checkpoint.next, ["charge"]));
+    if (!beforeCharge) return fail(`The finished thread has no checkpoint with next = ["charge"] to fork from (next values: ${show(originalChain.map((t) => t.checkpoint.next))}).`);
+    const replay = resultOf(await runThread(proc, { ...thread, input: undefined }, { checkpointId: beforeCharge.config.checkpointId }), "Forking from the checkpoint before charge did not finish:");
+    expectEachEffectOnce(ledger, EFFECT_SERVICES, 'After a fork from the checkpoint before "charge" (the original branch charged once, the fork replays the charge on a branch of its own)', 2);
+    if (replay.state.receipt !== "payments#2") fail(`The fork from before "charge" ended with receipt ${show(replay.state.receipt)}; its charge is a separate effect with a key of its own, so the provider's second charge (payments#2).`);
   },
 );
 
@@ -403,10 +469,19 @@ grader.excellence(
       "Resuming a version-1 checkpoint with a version-2 workflow that has no migrate()",
     );
     if (ledger.entries.length !== entries || (await count()) !== checkpoints) fail("The refused version-2 resume still ran nodes or saved checkpoints; refuse before doing anything.");
-    const migrated = resultOf(await runThread(proc, thread, { workflow: { version: 2, migrate: true } }), "Resuming with a version-2 workflow that has migrate()");
+    // The migrated run crashes again; every checkpoint it wrote must carry version 2, and a second resume must not migrate twice.
+    const checkpointsBefore = await withStore(thread.file, async (saver) => new Set((await allCheckpoints(saver, threadId)).map((t) => t.config.checkpointId)));
+    const second = at("before", "summarize");
+    const again = await runThread(await freshProc(check), thread, { workflow: { version: 2, migrate: true }, point: second });
+    if (again.kind !== "crashed") fail(`The migrated version-2 resume was meant to crash at "${label(second)}", but ${describeOutcome(again)}.`);
+    const written = await withStore(thread.file, async (saver) => (await allCheckpoints(saver, threadId)).filter((t) => !checkpointsBefore.has(t.config.checkpointId)));
+    if (written.length === 0) fail("The migrated resume ran notify but saved no checkpoint after it.");
+    const stale = written.filter((t) => t.checkpoint.stateSchemaVersion !== 2);
+    if (stale.length > 0) fail(`After migrating to version 2, the resume saved ${stale.length} checkpoint(s) stamped ${show(stale.map((t) => t.checkpoint.stateSchemaVersion))}: every checkpoint written after a migration holds a version-2 state and must say so, or the next resume migrates it again.`);
+    const migrated = resultOf(await runThread(await freshProc(check), thread, { workflow: { version: 2, migrate: true } }), "Resuming a second time after the migration");
     const due = migrated.state.amountDue;
     if ("total" in migrated.state || typeof due !== "number" || !String(migrated.state.summary).includes(`${due} paid`)) {
-      fail(`Resuming with migrate() ended with ${show(migrated.state)}; the version-1 state must be migrated (total -> amountDue) before the version-2 nodes run.`);
+      fail(`Resuming with migrate() (and once more after a crash) ended with ${show(migrated.state)}; the version-1 state must be migrated once (total -> amountDue) before the version-2 nodes run, and a version-2 checkpoint not again.`);
     }
     expectEachEffectOnce(ledger, EFFECT_SERVICES, "After the migrated resume");
   },

@@ -2,7 +2,7 @@
  * lesson-11 / partial-recovery: resume from the breakpoint, side effects exactly once.
  * Read lessons/lesson-11/partial-recovery.md first.
  *
- * Write `runWorkflow(workflow, { saver, threadId, input?, checkpointId? })`, an executor for a
+ * Write `runWorkflow(workflow, { saver, sqliteFile?, threadId, input?, checkpointId? })`, an executor for a
  * workflow of `pure` nodes (may be replayed) and `effect` nodes (charge a card, send an email:
  * must reach the world exactly once), that survives a crash at any point.
  *
@@ -12,46 +12,59 @@
  *    latest checkpoint has `next: []` is finished: return its state, run nothing, save nothing.
  * 2. Steps. The nodes in `next` run as one step (several = parallel branches). Call
  *    `node.run(state, context)` with `context = { threadId, checkpointId, node, idempotencyKey,
- *    attempt }`, where `checkpointId` is the checkpoint whose `next` scheduled the node. When a
- *    node returns, save its update at once: `saver.putWrites({ threadId, checkpointId }, writes,
- *    taskIdFor(checkpointId, node))` (taskIdFor from #runtime). When every node of the step is
- *    done, shallow-merge the updates in `next` order and save ONE checkpoint with `saver.put`:
+ *    attempt }`, where `checkpointId` is the checkpoint whose `next` scheduled the node. When every
+ *    node of the step is done, shallow-merge the updates in `next` order and save ONE checkpoint
+ *    with `saver.put` (or a SqliteSaver of your own on `options.sqliteFile`, see 3):
  *      - `channelValues`: the merged state, exactly, and nothing else (no history, no ledger);
  *      - `next`: the nodes to run NEXT (each node's `next`, a list or a router over the new
  *        state; duplicates once), not the ones that just finished; `[]` when the run is over;
  *      - the parent pointer: put's config carries the previous checkpoint's id;
- *      - `stateSchemaVersion: workflow.schemaVersion`; `id: newCheckpointId()`; `v: 1`; `ts`;
- *      - metadata `{ source: "loop", step, node }` (`node`: the step's nodes joined by ",").
- *    On resume, a task of the current step whose update is already in `tuple.pendingWrites` is
- *    not run again: use the saved update.
- * 3. Exactly once. `idempotencyKey` is derived from (threadId, checkpointId, node) only, e.g.
- *    `${threadId}:${checkpointId}:${node}`: no time, no randomness, no attempt number. After a
- *    crash between an effect and its checkpoint, the retry sends the same key and the provider
- *    deduplicates it. Retries (`node.maxAttempts`, default 1) reuse the key.
- * 4. Saga. A node that still throws after `maxAttempts` fails the run: save its error as a
- *    pending write (channel ERROR from #runtime), call `compensate(state, { threadId, node,
- *    effectKey, idempotencyKey, effectUpdate })` of every finished effect of this timeline, newest
- *    first, each once (`idempotencyKey`: stable, e.g. effectKey + ":compensate"), then save a
- *    final checkpoint (`next: []`, metadata `status: "compensated"`, `error`) and resolve with
- *    `{ status: "compensated", error }`. Resuming it later returns the same, running nothing.
+ *      - `stateSchemaVersion`: the version of the state it holds; `id: newCheckpointId()`; `v: 1`; `ts`;
+ *      - metadata `{ source: "input" | "loop" | "fork", step, node }` (`step` -1 for the input,
+ *        then 0, 1, ...; `node`: the step's nodes joined by ",").
+ *    A task that finished before a crash is not run again on resume: persist each task's result
+ *    as soon as it returns (e.g. `saver.putWrites(config, writes, taskIdFor(checkpointId, node))`,
+ *    read back from `tuple.pendingWrites`), so only the task in flight at the crash may run twice.
+ * 3. Exactly once. The providers deduplicate by `idempotencyKey`, so the key must be:
+ *      - stable: the same on every retry of a task (`node.maxAttempts`, default 1) and after a
+ *        crash, in any process;
+ *      - distinct: another thread, another iteration of a loop, another branch (a fork) is a
+ *        separate effect and needs another key.
+ *    Either derive it from where the task sits (thread + checkpoint + node), or generate it once
+ *    (e.g. a random UUID) and persist it before the call: in a pending write, or in an outbox row
+ *    written in the same SQLite transaction as the checkpoint that schedules the task.
+ *    `options.sqliteFile` is the file the saver writes to: open it yourself (better-sqlite3,
+ *    `new SqliteSaver(db)`) if your design keeps tables of its own next to the checkpoints.
+ * 4. Saga. A node that still throws after `maxAttempts` fails the run: call `compensate(state,
+ *    { threadId, node, effectKey, idempotencyKey, effectUpdate })` of every finished effect of this
+ *    timeline (parallel ones included; on a fork, the fork's own), newest first, each once
+ *    (`effectKey`: the key the effect ran with; `idempotencyKey`: the compensation's own stable
+ *    key), then save a final checkpoint (`next: []`, metadata `status: "compensated"`, `error`) and
+ *    resolve with `{ status: "compensated", error }`. Resuming it later returns the same, running
+ *    nothing. A crash in the middle of compensating must not repeat an undo.
  * 5. Fork. `checkpointId` older than the latest: save a new checkpoint whose parent is that one
  *    (same state and next, metadata `source: "fork"`) and continue from it; the checkpoints
  *    after it stay as they were. `checkpointId` equal to the latest: a plain resume.
  * 6. Schema versions. A checkpoint stamped with another `stateSchemaVersion` (missing = 1):
  *    call `workflow.migrate(state, fromVersion)` if it exists, otherwise throw
- *    `SchemaMismatchError` before running anything.
+ *    `SchemaMismatchError` before running anything. Checkpoints written after a migration hold
+ *    the new version's state and say so.
  * 7. Bad input (duplicate node names, unknown start/next names, empty threadId, a new thread
- *    without input, an unknown checkpointId, a router naming an unknown node) throws
- *    `RecoveryError` saying what is wrong. Validate with zod before doing anything.
+ *    without input, an unknown checkpointId) throws `RecoveryError` saying what is wrong, before
+ *    anything runs or is saved. A router that returns an unknown node fails the run with
+ *    `RecoveryError`, and no checkpoint may schedule that node.
  *
  * Resolve with `{ state, status: "completed" | "compensated", checkpointId, error? }`.
  *
- * The grader checks: checkpoint contents (state, next, parent); after a crash, a fresh process
- * resumes to the uncrashed run's final state; an effect is not repeated even when the crash falls
- * between it and its checkpoint; a finished thread is a no-op; bad input is refused. For
- * excellent: a crash before, inside and after each of 4 nodes (effects exactly once, pure nodes
- * re-run only when in flight); parallel branches reused from pending writes; saga; fork; schema
- * versions. Crashes are real: the grader SIGKILLs a child process and resumes in a fresh one.
+ * The grader checks, through behaviour only (it reads the SQLite file and counts what its
+ * providers and nodes saw): checkpoint contents (state, next, parent); after a crash, a fresh
+ * process resumes to the uncrashed run's final state; an effect is not repeated even when the
+ * crash falls between it and its checkpoint; retries reuse the key; two threads on one provider
+ * and a loop each execute every effect; a finished thread is a no-op; bad input is refused. For
+ * excellent: a crash before each node, after its effect and after its checkpoint (effects
+ * exactly once, pure nodes re-run only when in flight); parallel branches reused; saga; fork;
+ * schema versions; metadata. Crashes are real: the grader SIGKILLs the process running your code
+ * and resumes in a fresh one that shares only the SQLite file.
  */
 import type { CheckpointSaver } from "#runtime";
 
@@ -65,7 +78,7 @@ export interface NodeContext {
   /** The checkpoint whose `next` scheduled this node. */
   checkpointId: string;
   node: string;
-  /** Derived from (threadId, checkpointId, node) only. */
+  /** Stable across retries and crashes; distinct across threads, loop iterations and forks. */
   idempotencyKey: string;
   /** 1 on the first try, 2 on the first retry within this process... */
   attempt: number;
@@ -102,6 +115,8 @@ export interface Workflow<S extends WorkflowState = WorkflowState> {
 
 export interface RunOptions<S extends WorkflowState = WorkflowState> {
   saver: CheckpointSaver;
+  /** The SQLite file `saver` writes to, for designs that keep their own tables beside it (an outbox). */
+  sqliteFile?: string;
   threadId: string;
   /** Starts a thread that has no checkpoint yet; ignored when the thread exists. */
   input?: S;

@@ -175,7 +175,14 @@ export class World {
       case "saga/charge":
         return { receipt: this.call("payments", context, `charge ${String(state.amount)}`) };
       case "saga/ship":
+      case "sagaParallel/ship":
         throw new Error("the carrier rejected the parcel");
+      case "sagaParallel/reserve":
+        return { reservation: this.call("stock", context, `reserve ${String(state.orderId)}`) };
+      case "sagaParallel/charge":
+        return { receipt: this.call("payments", context, `charge ${String(state.amount)}`) };
+      case "sagaParallel/book":
+        return { booking: this.call("courier", context, `book a courier for ${String(state.orderId)}`) };
       case "flaky/charge": {
         const receipt = this.call("payments", context, `charge ${String(state.amount)}`);
         if (Number(context.attempt) === 1) {
@@ -196,7 +203,8 @@ export class World {
   }
 
   private async compensate(node: string, _state: State, context: Context): Promise<void> {
-    if (this.workflow !== "saga") return;
+    if (this.workflow !== "saga" && this.workflow !== "sagaParallel") return;
+    if (node === "book") this.ledger.call("cancellations", context.idempotencyKey, `cancel ${String(context.effectKey)}`, this.threadId);
     if (node === "reserve") this.ledger.call("releases", context.idempotencyKey, `release ${String(context.effectKey)}`, this.threadId);
     if (node === "charge") {
       this.ledger.call("refunds", context.idempotencyKey, `refund ${String(context.effectKey)}`, this.threadId);

@@ -54,7 +54,7 @@ export function closeSavers(): void {
   }
 }
 
-export type WorkflowName = "order" | "parallel" | "saga" | "flaky" | "loop";
+export type WorkflowName = "order" | "parallel" | "saga" | "sagaParallel" | "flaky" | "loop";
 export interface WorkflowOptions {
   version?: number;
   migrate?: boolean;
@@ -83,7 +83,7 @@ function build(hooks: Hooks, specs: NodeSpec[]) {
 
 export function workflow(name: WorkflowName, hooks: Hooks, options: WorkflowOptions = {}) {
   const version = options.version ?? 1;
-  let start = [name === "saga" ? "reserve" : name === "parallel" ? "intake" : name === "loop" ? "remind" : name === "flaky" ? "charge" : "quote"];
+  let start = [name === "saga" || name === "sagaParallel" ? "reserve" : name === "parallel" ? "intake" : name === "loop" ? "remind" : name === "flaky" ? "charge" : "quote"];
   let specs: NodeSpec[];
   if (name === "order") {
     const due = (state: Readonly<State>) => Number(version === 2 ? state.amountDue : state.total);
@@ -105,6 +105,13 @@ export function workflow(name: WorkflowName, hooks: Hooks, options: WorkflowOpti
       { name: "reserve", kind: "effect", next: ["charge"], compensable: true },
       { name: "charge", kind: "effect", next: ["ship"], compensable: true },
       { name: "ship", kind: "effect", next: [], maxAttempts: 2, compensable: true },
+    ];
+  } else if (name === "sagaParallel") {
+    specs = [
+      { name: "reserve", kind: "effect", next: ["charge", "book"], compensable: true },
+      { name: "charge", kind: "effect", next: ["ship"], compensable: true },
+      { name: "book", kind: "effect", next: ["ship"], compensable: true },
+      { name: "ship", kind: "effect", next: [], compensable: true },
     ];
   } else if (name === "flaky") {
     specs = [{ name: "charge", kind: "effect", next: [], maxAttempts: 3 }];

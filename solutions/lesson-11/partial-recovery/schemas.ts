@@ -25,6 +25,7 @@ const WorkflowSchema = z.object({
 const RunOptionsSchema = z.object({
   saver: z.object({ getTuple: fn("saver.getTuple"), put: fn("saver.put"), putWrites: fn("saver.putWrites") }, { message: "saver must be a CheckpointSaver" }),
   threadId: z.string().min(1, "threadId must be a non-empty string"),
+  sqliteFile: z.string().min(1, "sqliteFile must be a non-empty path").optional(),
   input: z.record(z.string(), z.unknown(), { message: "input must be a plain object (the initial state)" }).optional(),
   checkpointId: z.string().min(1, "checkpointId must be a non-empty string").optional(),
 });

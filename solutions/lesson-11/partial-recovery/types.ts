@@ -19,7 +19,7 @@ export interface NodeContext {
   /** The checkpoint whose `next` scheduled this node: the step this run belongs to. */
   checkpointId: string;
   node: string;
-  /** Derived from (threadId, checkpointId, node) only: the same on every retry, resume and process. */
+  /** Stable across retries and crashes, distinct across threads, loop iterations and forks; here derived from (threadId, checkpointId, node). */
   idempotencyKey: string;
   /** 1 on the first try, 2 on the first retry within this process... */
   attempt: number;
@@ -61,6 +61,8 @@ export interface Workflow<S extends WorkflowState = WorkflowState> {
 
 export interface RunOptions<S extends WorkflowState = WorkflowState> {
   saver: CheckpointSaver;
+  /** The SQLite file `saver` writes to, for designs that keep their own tables beside it (an outbox); unused here. */
+  sqliteFile?: string;
   threadId: string;
   /** Starts a thread that has no checkpoint yet; ignored when the thread exists (a resume). */
   input?: S;
