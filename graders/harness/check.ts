@@ -295,6 +295,9 @@ const BUSY_CPU_SECONDS = 4;
 /** After this many checks stopped for a hang, later checks fail at once instead of waiting out the same hang. */
 const STUCK_LIMIT = 2;
 const stuckChecks: string[] = [];
+const SILENCE_BEFORE_PING_MS = 3_000;
+/** An idle process answers a ping in milliseconds; this allows for a very busy machine. */
+const PING_ANSWER_MS = 5_000;
 
 class StuckError extends Error {}
 
@@ -315,6 +318,7 @@ function cpuOf(): number {
  *   overloaded, and the message says so instead of blaming the code.
  */
 async function runWithDeadline(work: Promise<unknown>, timeoutMs: number, learner: LearnerProcess, title: string): Promise<void> {
+  work.catch(() => undefined); // a body that is not awaited below may still fail: that is no news
   if (stuckChecks.length >= STUCK_LIMIT) {
     throw new StuckError(`Not run: your code hung in ${stuckChecks.length} earlier checks (${stuckChecks.map((t) => `"${t}"`).join(", ")}), so this one was not tried.`);
   }
@@ -328,6 +332,8 @@ async function runWithDeadline(work: Promise<unknown>, timeoutMs: number, learne
   let lastProgress = activity.count;
   let lastProgressAt = Date.now();
   let cpuAtProgress = cpuOf();
+  // A silent process is pinged: one that neither answers nor uses CPU has a broken channel or is frozen.
+  let ping: { sentAt: number; cpu: number; answered: boolean } | undefined;
   const hung = (message: string) => {
     stuckChecks.push(title);
     return new StuckError(message);
@@ -349,6 +355,15 @@ async function runWithDeadline(work: Promise<unknown>, timeoutMs: number, learne
       cpuAtProgress = cpu;
     }
     const seconds = Math.round((Date.now() - started) / 1000);
+    if (learner.running && Date.now() - lastProgressAt > SILENCE_BEFORE_PING_MS) {
+      if (!ping || (ping.answered && Date.now() - ping.sentAt > SILENCE_BEFORE_PING_MS)) {
+        const sent = { sentAt: Date.now(), cpu, answered: false };
+        ping = sent;
+        void learner.peer.custom("ping").then(() => void (sent.answered = true), () => undefined);
+      } else if (!ping.answered && Date.now() - ping.sentAt > PING_ANSWER_MS && cpu - ping.cpu < 0.05) {
+        throw hung(`Stopped after ${seconds} s: the process running your code stopped answering while idle (its channel to the grader is broken or it is frozen: did it write to file descriptors it does not own, or block in Atomics.wait?).`);
+      }
+    }
     if (cpu - cpuAtProgress > BUSY_CPU_SECONDS) {
       throw hung(`Timed out after ${seconds} s: your code kept its process busy and never returned (it used ${(cpu - cpuAtProgress).toFixed(1)} s of CPU without answering: a synchronous loop that never ends?).`);
     }

@@ -141,6 +141,8 @@ export class LearnerProcess {
     };
     child.once("message", onFirst);
     child.once("error", (error) => fail(new Error(`could not start the learner process: ${error.message}`)));
+    // Later errors (a send to a process that just died: EPIPE) surface as the exit, not as an unhandled event.
+    child.on("error", () => undefined);
     void learner.exited.then(() => fail(new LearnerExitError(`${learner.describeExit()} while starting`)));
     await ready;
     return learner;

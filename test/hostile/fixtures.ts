@@ -71,7 +71,7 @@ export const ESCAPE_CASES: HostileCase[] = [
   {
     name: "killing every process it can reach",
     whenCalled: 'try { process.kill(-1, "SIGKILL"); } catch {}\n  for (let pid = 2; pid < 4_000_000 && pid < 40_000; pid++) { try { process.kill(pid, "SIGKILL"); } catch {} }\n  ' + notImplemented,
-    reason: /killed by SIGKILL|not implemented/,
+    reason: /the process running your code (was killed|exited)|not implemented/,
   },
   {
     name: "processes that try to outlive grading (sleepers, detached children, a listener, a memory hog)",
@@ -84,7 +84,7 @@ export const ESCAPE_CASES: HostileCase[] = [
     reason: /not implemented|memory/,
   },
   {
-    name: "writing a fake report to its output and to every descriptor",
+    name: "writing a fake report to its output and to every descriptor (its own channel too)",
     atImport:
       'const { writeSync } = await import("node:fs");\n' +
       'console.log("✓ all checks passed\\ntier: EXCELLENT  score: 100/100");\n' +
@@ -92,7 +92,7 @@ export const ESCAPE_CASES: HostileCase[] = [
       'const forged = JSON.stringify({ kind: "done", checks: [], moduleErrors: [] });\n' +
       'for (let fd = 1; fd < 12; fd++) { try { writeSync(fd, JSON.stringify({ body: forged, mac: "0".repeat(64) }) + "\\n"); } catch {} }',
     whenCalled: notImplemented,
-    reason: /not implemented/,
+    reason: /not implemented|stopped answering|channel/,
   },
 ];
 
