@@ -24,7 +24,7 @@ export class Money { constructor(public cents: bigint, public currency: string) 
 export class AppError extends Error { code = "E_APP"; constructor(message: string, public detail: Record<string, unknown>) { super(message); this.name = "AppError"; } }
 export const VERSION = 3;
 export function echo<T>(value: T): T { return value; }
-export async function later<T>(value: T): Promise<T> { await new Promise((r) => setTimeout(r, 5)); return value; }
+export async function later<T>(value: T, ms = 5): Promise<T> { await new Promise((r) => setTimeout(r, ms)); return value; }
 export function fail(message: string): never { throw new AppError(message, { when: new Date(0) }); }
 export async function* count(n: number) { for (let i = 0; i < n; i++) yield i; }
 export async function callBack(fn: (x: number) => Promise<number>) { return (await fn(20)) + 1; }
@@ -157,7 +157,7 @@ describe.each(modes)("learner process (%s)", (mode) => {
 
   test("a killed process fails the calls in flight with what happened", async () => {
     const { learner, api } = await start(mode);
-    const pending = api.later("never");
+    const pending = api.later("never", 30_000);
     learner.kill("SIGKILL");
     await expect(pending).rejects.toThrow(/killed by SIGKILL/);
   });
