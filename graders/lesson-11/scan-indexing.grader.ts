@@ -218,11 +218,8 @@ grader.excellence(
   (api, check) =>
     withSaver(api, check, async (fixture) => {
       const { saver, redis } = fixture;
-      const t0 = performance.now();
       const loaded = await bulkLoadThread(fixture, 10_000);
-      const t1 = performance.now();
       await loadNoise(fixture, 90_000, seededRandom());
-      if (process.env.SCAN_INDEXING_DEBUG) process.stderr.write(`load ${Math.round(t1 - t0)} ms, noise ${Math.round(performance.now() - t1)} ms\n`);
       redis.resetCounters();
       const tuples = await collect(saver.list({ threadId: loaded.threadId }, { limit: 10 }));
       const roundTrips = redis.roundTrips;

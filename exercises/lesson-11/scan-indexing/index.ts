@@ -28,7 +28,10 @@
  *   (ISO-8601 or epoch ms). Any other key throws a RedisSaverError naming it.
  * - deleteThread(threadId): SCAN + UNLINK in batches; other threads intact.
  *
- * The grader drives your saver through an instrumented client and checks:
+ * The grader builds your saver on a client connected to a Redis server that
+ * records every command of every connection (duplicate(), pipelines, MULTI
+ * included). Histories are irregular (forks reuse steps, several checkpoints
+ * share a millisecond): only the checkpoint id orders them. It checks:
  * put then getTuple returns everything stored; latest lookup; no KEYS ever, SCAN always with
  * MATCH and COUNT; list order, before and limit; idempotent putWrites; thread
  * and namespace isolation; then (excellence) filters, list({ limit: 10 }) in at

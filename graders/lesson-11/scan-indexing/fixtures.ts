@@ -241,7 +241,6 @@ export async function bulkLoadThread(fixture: Fixture, count: number): Promise<B
   const { saver } = fixture;
   const threadId = fixture.thread();
   const replayed = await tryReplay(fixture, threadId, count);
-  if (process.env.SCAN_INDEXING_DEBUG) process.stderr.write(`bulk load: ${replayed ? "replay" : "put"}\n`);
   if (replayed) return { threadId, ids: replayed, how: "replay" };
   const fresh = fixture.thread();
   const ids: string[] = [];
