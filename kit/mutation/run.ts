@@ -79,8 +79,8 @@ function parseArgs(argv: string[], manifest: Manifest): Options {
 
 // ---- the JSON report (mutation-testing-report-schema) -------------------------
 
-type Status = "Killed" | "Survived" | "NoCoverage" | "Timeout" | "CompileError" | "RuntimeError" | "Ignored" | "Pending";
-interface Mutant {
+export type Status = "Killed" | "Survived" | "NoCoverage" | "Timeout" | "CompileError" | "RuntimeError" | "Ignored" | "Pending";
+export interface Mutant {
   id: string;
   mutatorName: string;
   replacement?: string;
@@ -89,7 +89,7 @@ interface Mutant {
   statusReason?: string;
   coveredBy?: string[];
 }
-interface Report {
+export interface Report {
   files: Record<string, { source: string; mutants: Mutant[] }>;
 }
 
@@ -127,10 +127,10 @@ export function summarize(unit: string, report: Report): UnitSummary {
 }
 
 /** Every `// Stryker disable ...` / `restore` comment in the unit's reference, with where it is. */
-export function exclusionComments(dir: string): string[] {
+export function exclusionComments(dir: string, shownFrom: string = KIT_ROOT): string[] {
   const found: string[] = [];
   const walk = (folder: string) => {
-    for (const entry of readdirSync(folder, { withFileTypes: true })) {
+    for (const entry of readdirSync(folder, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
       const path = join(folder, entry.name);
       if (entry.isDirectory()) walk(path);
       else if (entry.name.endsWith(".ts")) {
@@ -138,7 +138,7 @@ export function exclusionComments(dir: string): string[] {
           .split("\n")
           .forEach((line, i) => {
             const comment = /\/\/\s*(Stryker\s+(?:disable|restore)\b.*)$/.exec(line);
-            if (comment) found.push(`${relative(KIT_ROOT, path)}:${i + 1}: ${comment[1]!.trim()}`);
+            if (comment) found.push(`${relative(shownFrom, path)}:${i + 1}: ${comment[1]!.trim()}`);
           });
       }
     }
@@ -234,4 +234,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-process.exitCode = await main();
+if (process.argv[1]?.endsWith("kit/mutation/run.ts")) process.exitCode = await main();
