@@ -11,7 +11,8 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import ts from "typescript";
 import * as tar from "tar";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { KIT_ROOT } from "../graders/harness/implementation.ts";
@@ -64,12 +65,22 @@ test("the bundle's package.json and lock file hold only what grading needs, at t
   }
   for (const [path, entry] of Object.entries(lock.packages)) if (path) expect(entry, path).toEqual(kitLock.packages[path]);
   expect(names.length).toBeLessThan(Object.keys(kitLock.packages).length / 2);
-  // Every package the bundle's code imports is installed by that lock file.
-  const bundled = bundle.entries.filter((e) => /\.(ts|mts|cjs)$/.test(e)).map((e) => readFileSync(join(work, "peek", e), "utf8"));
-  const imported = new Set(bundled.flatMap((text) => [...text.matchAll(/(?:from|import)\s*\(?\s*"([^".#][^"]*)"/g)].map((m) => m[1]!)));
+  // Every module the bundle's code imports is in the bundle, and every package in that lock file.
+  const sources = bundle.entries.filter((e) => /\.(ts|mts|cts|cjs|mjs)$/.test(e));
   const packageOf = (spec: string) => (spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : spec.split("/")[0]!);
-  const missing = [...imported].filter((spec) => !spec.startsWith("node:")).map(packageOf).filter((name) => !lock.packages[`node_modules/${name}`]);
-  expect(missing).toEqual([]);
+  const missingPackages = new Set<string>();
+  const missingFiles: string[] = [];
+  for (const entry of sources) {
+    const file = join(work, "peek", entry);
+    for (const { fileName: spec } of ts.preProcessFile(readFileSync(file, "utf8"), true, true).importedFiles) {
+      if (spec.startsWith("node:") || spec.startsWith("#")) continue;
+      if (spec.startsWith(".")) {
+        if (!existsSync(join(dirname(file), spec))) missingFiles.push(`${entry} imports ${spec}`);
+      } else if (!lock.packages[`node_modules/${packageOf(spec)}`]) missingPackages.add(`${packageOf(spec)} (${entry})`);
+    }
+  }
+  expect(missingFiles).toEqual([]);
+  expect([...missingPackages]).toEqual([]);
 });
 
 test("the bundle ships the committed starters, not the working tree's edits, and names what it left out", () => {

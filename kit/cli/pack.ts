@@ -61,6 +61,7 @@ export function bundlePatterns(lessonId: string): { include: string[]; exclude: 
       "kit/manifest.ts",
       "kit/hints.ts",
       "kit/grading/**",
+      "kit/sandbox/**",
       "kit/report/**",
       "kit/types/**",
       "kit/pack/zip.ts",
