@@ -303,7 +303,8 @@ export async function createTestRedis(options: TestRedisOptions = {}): Promise<T
         const argv = Array.isArray(request) ? request : request.toString("utf8").trim().split(/\s+/).map((a) => Buffer.from(a));
         if (argv.length === 0) return;
         if (connection.handshaking && !HANDSHAKE.has(argv[0]!.toString("utf8").toUpperCase())) connection.handshaking = false;
-        if (!connection.trusted) noteActivity();
+        // The grader's own commands count too: while it loads fixtures, the check is not stuck.
+        noteActivity();
         if (!connection.trusted && !connection.handshaking) {
           if (!chunkCounted && connection.outstanding === 0) roundTrips++;
           chunkCounted = true;

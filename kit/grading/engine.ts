@@ -104,6 +104,8 @@ interface ProcessOutcome {
 }
 
 const STDERR_CAP = 2_000;
+/** How a check's message starts when the learner's module could not be loaded (see graders/harness/check.ts). */
+const LOAD_FAILURE = "ImplementationLoadError: ";
 const PROGRESS_POLL_MS = 100;
 const MEMORY_POLL_MS = 250;
 /** A check may not extend its own deadline past this, whatever timeout it declares. */
@@ -333,12 +335,18 @@ export async function gradeUnit(options: GradeUnitOptions): Promise<UnitResult> 
     problem = `The grader could not run normally: ${outcome.done.moduleErrors.join("\n")}`;
   } else if (tests.length === 0) {
     problem = "No checks ran.";
+  } else if (tests.every((t) => t.status !== "pass" && t.message?.startsWith(LOAD_FAILURE))) {
+    // The module never loaded: say so once, for the unit, instead of once per check.
+    problem = tests[0]!.message!.slice(LOAD_FAILURE.length);
   }
 
   if (problem) {
     // Killed before results arrived: name every check that started, and fail them all.
+    const loadFailed = outcome.done !== undefined && tests.length > 0 && tests.every((t) => t.message?.startsWith(LOAD_FAILURE));
     const kept = outcome.done
-      ? tests
+      ? loadFailed
+        ? tests.map((t) => ({ ...t, status: "error" as const, message: "Not run: your module did not load (the reason is given once, for the unit)." }))
+        : tests
       : outcome.started.map((title, index) => notRunCheck(title, index, options, title === outcome.started.at(-1) ? problem! : "Its result was lost: grading stopped at a later check."));
     return { ...base, ...typeErrors, status: "error", message: problem, tier: "needs-improvement", score: weightedScore(kept, "needs-improvement"), tests: kept };
   }
