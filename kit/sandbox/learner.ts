@@ -28,7 +28,8 @@ export function detectSandbox(): { mode: SandboxMode; asNobody: boolean; reason?
   if (detected) return detected;
   if (process.platform !== "linux") return (detected = { mode: "none", asNobody: false, reason: `no OS sandbox on ${process.platform}` });
   const probe = (asNobody: boolean) =>
-    spawnSync("bwrap", [...baseArgs(asNobody), "--ro-bind", realpathSync(process.execPath), "/probe-node", "/probe-node", "-e", "0"], {
+    // The probe binds what a real learner process binds from the kit, so a kit nobody may read is noticed here.
+    spawnSync("bwrap", [...baseArgs(asNobody), "--ro-bind", realpathSync(join(KIT_ROOT, "node_modules")), "/probe-modules", "--ro-bind", realpathSync(process.execPath), "/probe-node", "/probe-node", "-e", "0"], {
       stdio: "ignore",
       timeout: 20_000,
       ...(asNobody ? { uid: NOBODY, gid: NOBODY } : {}),
