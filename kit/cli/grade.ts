@@ -88,7 +88,8 @@ async function main(argv: string[]): Promise<number> {
   }
   const log = (line: string) => process.stdout.write(`${line}\n`);
   const report = await gradeOnce(options, log);
-  if (options.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  // A large report outgrows a pipe's buffer: wait until it is written before the process exits.
+  if (options.json) await new Promise<void>((resolve, reject) => process.stdout.write(`${JSON.stringify(report, null, 2)}\n`, (error) => (error ? reject(error) : resolve())));
   else log(formatSummary(report, useColor()));
   for (const file of options.reports) {
     writeReportFile(report, file);
