@@ -137,7 +137,8 @@ export function registerHiddenChecks(grader: Grader<LockingApi>): void {
       try {
         const fixture = await check.fixture<Fixture>("writers");
         const clock = await fixture.clock();
-        const primary = await new api.RedisVersionedStore<Counter>(await clientFor(redis, check.learner));
+        // A few retries per request: a reconnect attempt made during the outage may fail just after it (see SURVIVES_OUTAGE).
+        const primary = await new api.RedisVersionedStore<Counter>(await clientFor(redis, check.learner, { maxRetriesPerRequest: 4 }));
         const resilient = await new api.ResilientStore<Counter>(primary as never, { probeIntervalMs: 1_000, now: clock.now });
         const threadId = opaqueId();
         await resilient.put(threadId, { count: 1, writer: "healthy" }, 0);

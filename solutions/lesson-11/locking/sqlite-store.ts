@@ -7,7 +7,7 @@ import { StaleFencingTokenError, VersionConflictError } from "./errors.ts";
 import { encodeState, validatePut, validateThreadId, type PutOptions, type Versioned, type VersionedStore } from "./versioned-store.ts";
 
 export interface SqliteStoreOptions {
-  /** How long a writer waits for another connection's write lock before SQLITE_BUSY (default 5 s). */
+  /** How long a writer waits for another connection's write lock before SQLITE_BUSY (default 30 s: on a busy machine the holder may be descheduled for seconds). */
   busyTimeoutMs?: number;
 }
 
@@ -19,7 +19,7 @@ export class SqliteVersionedStore<S = unknown> implements VersionedStore<S> {
   private readonly writeAtomically: (threadId: string, encoded: string, expected: number, token: number | undefined) => number;
 
   constructor(filename: string, options: SqliteStoreOptions = {}) {
-    this.db = new Database(filename, { timeout: options.busyTimeoutMs ?? 5_000 });
+    this.db = new Database(filename, { timeout: options.busyTimeoutMs ?? 30_000 });
     // WAL lets readers proceed while one writer commits; the busy timeout makes writers queue
     // for the lock instead of failing at once.
     this.db.pragma("journal_mode = WAL");
