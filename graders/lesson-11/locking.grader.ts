@@ -23,6 +23,7 @@ import {
   interleave,
   keysTouched,
   opaqueId,
+  pulseWriteLock,
   sleep,
   thrownBy,
   type Counter,
@@ -123,8 +124,9 @@ grader.core(
   async (_api, check) => {
     const file = databaseFile(check);
     const threadId = opaqueId();
-    const outcome = await incrementAcrossProcesses(check, { processes: 4, writers: 20, increments: 10, threadId, makeStore: sqliteStore(file) });
-    assertNoLostUpdate("SQLite", outcome, "20 writers in 4 processes x 10 read-modify-write increments", 200);
+    // The trusted side takes the write lock now and then, so a read-then-write is caught between its two steps on every run.
+    const outcome = await incrementAcrossProcesses(check, { processes: 4, writers: 20, increments: 10, threadId, makeStore: sqliteStore(file), during: () => pulseWriteLock(file) });
+    assertNoLostUpdate("SQLite", outcome, "20 writers in 4 processes x 10 read-modify-write increments (with another connection taking the write lock now and then)", 200);
   },
 );
 

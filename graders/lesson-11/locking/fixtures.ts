@@ -7,6 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { getKeyIndexes } from "@ioredis/commands";
+import Database from "better-sqlite3";
 import type { Redis } from "ioredis";
 import type { CheckContext } from "#harness/check.ts";
 import { allOverlap, inProcesses } from "#harness/processes.ts";
@@ -68,13 +69,26 @@ export interface IncrementOutcome {
  */
 export async function incrementAcrossProcesses(
   check: CheckContext<LockingApi>,
-  options: { processes: number; writers: number; increments: number; threadId: string; makeStore: (api: LockingApi, learner: LearnerProcess) => Promise<Store> },
+  options: {
+    processes: number;
+    writers: number;
+    increments: number;
+    threadId: string;
+    makeStore: (api: LockingApi, learner: LearnerProcess) => Promise<Store>;
+    /** Started once every writer is ready, stopped when they are done (e.g. pulseWriteLock). */
+    during?: () => { stop(): Promise<void> };
+  },
 ): Promise<IncrementOutcome> {
+  let during: { stop(): Promise<void> } | undefined;
   const reports = await inProcesses(check, { processes: options.processes, writers: options.writers }, async ({ index, learner, api, writers, start }) => {
     const stores = await Promise.all(writers.map(() => options.makeStore(api, learner)));
     const fixture = await check.fixture<Fixture>("writers", learner);
-    return fixture.increment({ stores, names: writers.map((w) => `w${w}`), threadId: options.threadId, increments: options.increments, Conflict: api.VersionConflictError, start, seed: SEED + index, progress: () => undefined });
-  });
+    const go = async () => {
+      await start();
+      if (options.during && !during) during = options.during();
+    };
+    return fixture.increment({ stores, names: writers.map((w) => `w${w}`), threadId: options.threadId, increments: options.increments, Conflict: api.VersionConflictError, start: go, seed: SEED + index, progress: () => undefined });
+  }).finally(() => during?.stop());
   const reader = await check.spawn();
   const store = await options.makeStore(reader.api, reader.learner);
   const final = (await store.get(options.threadId))?.state.count;
@@ -143,4 +157,41 @@ export function keysTouched(redis: TestRedis, from = 0, connection?: number): Se
 /** A Redis connection for the learner's code in `learner` (it arrives there as an ioredis client). */
 export async function clientFor(redis: TestRedis, learner: LearnerProcess, options?: Record<string, unknown>): Promise<Redis> {
   return (await redis.endpoint(learner, options)) as unknown as Redis;
+}
+
+/**
+ * Takes the SQLite file's write lock from the trusted side now and then (BEGIN IMMEDIATE, held
+ * `holdMs`, never waiting for it: busy timeout 0, a busy attempt is skipped). Writers that read
+ * first and write afterwards pile up behind each hold with the same version read, so a
+ * SELECT-then-unconditional-write loses updates on every run instead of only when two processes
+ * happen to meet between its two statements; a store whose check is part of the locked write
+ * just waits (holds are far below any busy timeout). Start it only once the learner has created
+ * the file (its owner must stay the learner's user).
+ */
+export function pulseWriteLock(file: string, holdMs = 15, gapMs = 10): { stop(): Promise<void> } {
+  const db = new Database(file, { timeout: 0 });
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      let held = false;
+      try {
+        db.exec("BEGIN IMMEDIATE");
+        held = true;
+      } catch {
+        // a writer holds it right now: try again after the gap
+      }
+      if (held) {
+        await sleep(holdMs);
+        db.exec("COMMIT");
+      }
+      await sleep(gapMs);
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop.catch(() => undefined);
+      db.close();
+    },
+  };
 }
