@@ -172,3 +172,25 @@ test("an import of the reference solutions is refused at compile time", async ()
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("without an OS sandbox, --submission refuses and names --allow-unsandboxed (exit 2)", async () => {
+  const { spawnSync } = await import("node:child_process");
+  const { mkdtempSync, cpSync, mkdirSync, symlinkSync } = await import("node:fs");
+  // A PATH with git but no bwrap: what a machine without bubblewrap looks like to the kit.
+  const bin = mkdtempSync(join(tmpdir(), "bin-"));
+  for (const tool of ["git", "tar"]) {
+    const found = spawnSync("sh", ["-c", `command -v ${tool}`], { encoding: "utf8" }).stdout.trim();
+    if (found) symlinkSync(found, join(bin, tool));
+  }
+  const submission = mkdtempSync(join(tmpdir(), "sub-"));
+  mkdirSync(join(submission, "exercises", "lesson-11"), { recursive: true });
+  cpSync(join(KIT_ROOT, "exercises", "lesson-11", "serde"), join(submission, "exercises", "lesson-11", "serde"), { recursive: true });
+  const env = { ...process.env, PATH: bin, CI: "" };
+  const run = spawnSync(process.execPath, ["--import", "tsx", "kit/cli/grade.ts", "lesson-11", "serde", "--submission", submission], { cwd: KIT_ROOT, env, encoding: "utf8", timeout: 120_000 });
+  expect(run.status, run.stderr).toBe(2);
+  expect(run.stderr).toMatch(/no OS sandbox: bubblewrap \(bwrap\) is not installed/);
+  expect(run.stderr).toMatch(/--allow-unsandboxed/);
+  expect(run.stderr).not.toMatch(/\n\s+at /); // a sentence, not a stack trace
+  rmSync(bin, { recursive: true, force: true });
+  rmSync(submission, { recursive: true, force: true });
+}, 150_000);

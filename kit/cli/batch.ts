@@ -96,7 +96,7 @@ export async function gradeBatch(options: GradeOptions): Promise<number> {
               hidden: true,
               seed,
               concurrency: 1,
-              sandbox: true,
+              sandbox: options.allowUnsandboxed ? true : "require",
               limits: options.timeLimit ? { unitMs: options.timeLimit * 1000 } : undefined,
             }), { lesson: lesson.id, seed, targetArgs: ["--submission", entry] });
             writeFileSync(join(outDir, `${candidate}.json`), `${JSON.stringify(report, null, 2)}\n`);

@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { dirname } from "node:path";
 import { findLesson, findUnit, loadManifest, UnknownTargetError } from "../manifest.ts";
-import { abortAll, gradeLesson, newSeed } from "../grading/engine.ts";
+import { abortAll, gradeLesson, newSeed, SandboxUnavailableError } from "../grading/engine.ts";
 import { tierRank, type LessonReport } from "../grading/report.ts";
 import { exercisesTarget, solutionsTarget, submissionTarget, SubmissionError, type GradingTarget } from "../grading/targets.ts";
 import { cleanMessage, finishReport, finishUnit, unitNumber, type Replay } from "../report/finish.ts";
@@ -54,7 +54,8 @@ export async function gradeOnce(options: GradeOptions, log: (line: string) => vo
       seed,
       concurrency: options.concurrency ?? availableParallelism(),
       limits: options.timeLimit ? { unitMs: options.timeLimit * 1000 } : undefined,
-      sandbox: target.kind === "exercises" || target.kind === "submission",
+      // A stranger's submission needs the OS sandbox unless the interviewer says otherwise.
+      sandbox: target.kind === "submission" ? (options.allowUnsandboxed ? true : "require") : target.kind === "exercises",
       manifest,
       onUnitDone: options.json ? undefined : (unit) => log(`${formatUnit(finishUnit(unit, unitNumber(unit), replay), { color, verbose: options.verbose })}\n`),
     });
@@ -101,7 +102,13 @@ async function main(argv: string[]): Promise<number> {
 
 /** Errors that are sentences for the user, not bugs of the kit: no stack trace. */
 export function isUserError(error: unknown): boolean {
-  return error instanceof UsageError || error instanceof UnknownTargetError || error instanceof SubmissionError || error instanceof PristineError;
+  return (
+    error instanceof UsageError ||
+    error instanceof UnknownTargetError ||
+    error instanceof SubmissionError ||
+    error instanceof PristineError ||
+    error instanceof SandboxUnavailableError
+  );
 }
 
 /** Ctrl-C: every unit's process group goes at once, not one by one as their time limits run out. */

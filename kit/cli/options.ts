@@ -27,6 +27,7 @@ export const USAGE = `Usage: npm run grade <lesson> [unit ...] -- [options]
   --seed N               replay a run's random inputs (also CHECKPOINT_KIT_SEED=N)
   --concurrency N        units (or submissions) graded at once (default: number of cores)
   --time-limit SECONDS   hard limit per unit (default 240)
+  --allow-unsandboxed    grade a submission even without the OS sandbox (bubblewrap): its code runs with your rights
   --help                 this text
 
 Relative paths are relative to the folder you run the command in.
@@ -110,6 +111,8 @@ export const GradeOptionsSchema = z
     minTier: z.enum(TIERS, { error: "--min-tier takes needs-improvement, adequate or excellent" }).optional(),
     watch: z.boolean(),
     verbose: z.boolean(),
+    /** Run a stranger's submission without the OS sandbox (refused otherwise when there is none). */
+    allowUnsandboxed: z.boolean(),
     seed: wholeNumber("--seed", 0).optional(),
     concurrency: wholeNumber("--concurrency", 1).optional(),
     timeLimit: z
@@ -140,6 +143,7 @@ const OPTIONS = {
   "min-tier": { type: "string" },
   watch: { type: "boolean", default: false },
   verbose: { type: "boolean", short: "v", default: false },
+  "allow-unsandboxed": { type: "boolean", default: false },
   seed: { type: "string" },
   concurrency: { type: "string" },
   "time-limit": { type: "string" },
@@ -202,6 +206,7 @@ export function parseGradeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     minTier: values["min-tier"],
     watch: values.watch,
     verbose: values.verbose,
+    allowUnsandboxed: values["allow-unsandboxed"],
     seed: values.seed ?? seedFromEnv(env),
     concurrency: values.concurrency,
     timeLimit: values["time-limit"],
