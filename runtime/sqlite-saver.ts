@@ -5,7 +5,6 @@ import { JsonSerializer } from "./json-serde.ts";
 import {
   blobRefs,
   isSpecialChannel,
-  joinChannels,
   splitChannels,
   writeIndex,
   type ChannelVersions,
@@ -20,15 +19,24 @@ import {
   type SerializerProtocol,
 } from "./types.ts";
 
+/**
+ * Schema version 2, kept in SQLite's `PRAGMA user_version`. Version 1 (the
+ * kit before it; user_version 0) kept each changed channel value in a `blobs`
+ * row of its own; opening such a file migrates it once (migrateFromV1).
+ */
+const SCHEMA_VERSION = 2;
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS checkpoints (
   thread_id TEXT NOT NULL,
   checkpoint_ns TEXT NOT NULL DEFAULT '',
   checkpoint_id TEXT NOT NULL,
   parent_checkpoint_id TEXT,
-  type TEXT NOT NULL,
-  checkpoint BLOB NOT NULL,        -- the body: every channel without a version
   metadata TEXT NOT NULL,          -- plain JSON, apart from the body, so SQL can filter on it
+  channels TEXT NOT NULL,          -- JSON { channel: [version, id of the checkpoint whose body holds that value] }
+  sources TEXT,                    -- JSON [ids of the older checkpoints named in channels, each once], NULL for none
+  type TEXT NOT NULL,
+  checkpoint BLOB NOT NULL,        -- the body: unversioned channels and the versioned ones this put changed
   PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id)
 );
 CREATE TABLE IF NOT EXISTS writes (
@@ -41,45 +49,39 @@ CREATE TABLE IF NOT EXISTS writes (
   type TEXT NOT NULL,
   value BLOB,
   PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id, task_id, idx)  -- one row per slot: retries cannot duplicate
-);
-CREATE TABLE IF NOT EXISTS blobs (  -- a versioned channel's value, stored once per version (splitChannels)
-  thread_id TEXT NOT NULL,
-  checkpoint_ns TEXT NOT NULL DEFAULT '',
-  channel TEXT NOT NULL,
-  version TEXT NOT NULL,
-  type TEXT NOT NULL,
-  value BLOB,
-  PRIMARY KEY (thread_id, checkpoint_ns, channel, version)
 );`;
 
-interface CheckpointRow {
+/**
+ * What every read selects: one row per checkpoint, with its pending writes and
+ * the older bodies its unchanged channels live in folded in as JSON arrays, so
+ * one statement (one read snapshot, even while another process writes)
+ * answers. JSON cannot hold bytes, so the serializer's bytes travel as hex: any
+ * serializer's output survives, not only UTF-8 text. CROSS JOIN fixes the join
+ * order (the few ids first, then a key lookup each); a plain JOIN lets the
+ * planner scan the table instead.
+ */
+const TUPLE_COLUMNS = `c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id, c.metadata, c.channels, c.type, c.checkpoint,
+  (SELECT json_group_array(json_array(w.task_id, w.idx, w.channel, w.type, hex(w.value))) FROM writes w
+    WHERE w.thread_id = c.thread_id AND w.checkpoint_ns = c.checkpoint_ns AND w.checkpoint_id = c.checkpoint_id) AS writes,
+  (SELECT json_group_array(json_array(s.checkpoint_id, s.type, hex(s.checkpoint)))
+    FROM json_each(c.sources) AS j
+    CROSS JOIN checkpoints s ON s.thread_id = c.thread_id AND s.checkpoint_ns = c.checkpoint_ns AND s.checkpoint_id = j.value) AS source_bodies`;
+
+interface TupleRow {
   thread_id: string;
   checkpoint_ns: string;
   checkpoint_id: string;
   parent_checkpoint_id: string | null;
+  metadata: string;
+  channels: string;
   type: string;
   checkpoint: Buffer;
-  metadata: string;
+  writes: string;
+  source_bodies: string;
 }
 
-interface WriteRow {
-  thread_id: string;
-  checkpoint_ns: string;
-  checkpoint_id: string;
-  task_id: string;
-  channel: string;
-  type: string;
-  value: Buffer;
-}
-
-interface BlobRow {
-  thread_id: string;
-  checkpoint_ns: string;
-  channel: string;
-  version: string;
-  type: string;
-  value: Buffer;
-}
+/** The `channels` column: where each versioned channel's value lives. */
+type ChannelSources = Record<string, [version: string, checkpointId: string]>;
 
 /** Distinct list() statement shapes kept prepared; more than this and the oldest is dropped. */
 const LIST_STATEMENT_CACHE = 64;
@@ -89,22 +91,39 @@ const LIST_STATEMENT_CACHE = 64;
  * while a writer commits; busy_timeout makes a second connection wait for the
  * write lock instead of failing at once with SQLITE_BUSY.
  *
- * Statements are prepared once (preparing costs more than running a small
- * query), and list() filters in SQL so `LIMIT` stops the scan at the last match.
+ * One row per checkpoint, as in LangGraph's own SqliteSaver, but a versioned
+ * channel's value is stored once, by the put that changed it (`newVersions`):
+ * the row's body holds only the channels that changed, and its `channels`
+ * column says, for every versioned channel, which checkpoint's body holds the
+ * value (copied from the parent's row for the unchanged ones). So a put is one
+ * INSERT, and a read is one SELECT that brings the row, its writes and the few
+ * older bodies it needs. Statements are prepared once (preparing costs more
+ * than running a small query), and list() filters in SQL so `LIMIT` stops the
+ * scan at the last match.
  */
 export class SqliteSaver implements CheckpointSaver {
   readonly db: Database.Database;
   private readonly serde: SerializerProtocol;
   private readonly sql: ReturnType<typeof prepareStatements>;
   private readonly listStatements = new Map<string, Database.Statement>();
+  /** A task's writes in one transaction, built once (db.transaction() wraps a function; wrapping per call costs). */
+  private readonly insertWrites: Database.Transaction<(rows: unknown[][]) => void>;
 
   constructor(database: string | Database.Database, options: { serde?: SerializerProtocol; busyTimeoutMs?: number } = {}) {
     this.db = typeof database === "string" ? new Database(database) : database;
     this.serde = options.serde ?? new JsonSerializer();
-    this.db.pragma("journal_mode = WAL");
     this.db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 5000)}`);
-    this.db.exec(SCHEMA);
+    this.db.pragma("journal_mode = WAL");
+    // NORMAL, stated rather than inherited: what LangGraph's SqliteSaver runs with too (better-sqlite3's
+    // build default in WAL mode). A commit survives a crash of the process; a power cut may lose the last
+    // commits but never corrupts the file. FULL would add an fsync to every put.
+    this.db.pragma("synchronous = NORMAL");
+    // IMMEDIATE: two processes opening an old file at once cannot both migrate it.
+    this.db.transaction(() => openSchema(this.db, this.serde)).immediate();
     this.sql = prepareStatements(this.db);
+    this.insertWrites = this.db.transaction((rows: unknown[][]) => {
+      for (const row of rows) (isSpecialChannel(row[5] as string) ? this.sql.replaceWrite : this.sql.keepFirstWrite).run(...row);
+    });
   }
 
   async getTuple(config: RunnableConfig): Promise<CheckpointTuple | undefined> {
@@ -113,47 +132,56 @@ export class SqliteSaver implements CheckpointSaver {
     const { threadId, checkpointNs, checkpointId } = resolved;
     const row = (
       checkpointId === undefined ? this.sql.latest.get(threadId, checkpointNs) : this.sql.byId.get(threadId, checkpointNs, checkpointId)
-    ) as CheckpointRow | undefined;
-    return row && this.toTuples([row])[0];
+    ) as TupleRow | undefined;
+    return row && this.toTuple(row);
   }
 
   async *list(config: ListConfig, options?: ListOptions): AsyncGenerator<CheckpointTuple> {
     const scope = parseListConfig(config);
     const parsed = parseListOptions(options);
     const { sql, params } = listQuery(scope, parsed);
-    // all(), not iterate(): better-sqlite3 refuses other statements (the writes, the blobs) while an iterator is open.
-    const rows = this.listStatement(sql).all(...params) as CheckpointRow[];
-    yield* this.toTuples(rows);
+    // all(), not iterate(): while an iterator is open better-sqlite3 refuses every other statement,
+    // and the caller may well call getTuple() between two tuples.
+    const rows = this.listStatement(sql).all(...params) as TupleRow[];
+    for (const row of rows) yield this.toTuple(row);
   }
 
   async put(config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata, newVersions?: ChannelVersions): Promise<RunnableConfig> {
     const { threadId, checkpointNs, checkpointId: parentId } = parseConfig(config, "put()");
+    // splitChannels says which versioned values this put stores: here they go into the body itself.
     const { body, blobs } = splitChannels(checkpoint, newVersions);
-    const [type, bytes] = this.serde.dumpsTyped(body);
-    const blobRows = blobs.map(({ channel, version, value }) => [channel, String(version), ...this.serde.dumpsTyped(value)] as const);
-    // One transaction: the body and its blobs land together.
-    this.db.transaction(() => {
-      this.sql.putCheckpoint.run(threadId, checkpointNs, checkpoint.id, parentId ?? null, type, toBuffer(bytes), JSON.stringify(metadata));
-      for (const [channel, version, blobType, value] of blobRows) {
-        this.sql.putBlob.run(threadId, checkpointNs, channel, version, blobType, toBuffer(value));
+    const channels: ChannelSources = {};
+    for (const { channel, version, value } of blobs) {
+      body.channelValues[channel] = value;
+      channels[channel] = [String(version), checkpoint.id];
+    }
+    // An unchanged channel's value lives where the parent's row says, if the parent has that very
+    // version; otherwise nobody stored it and the channel has no value (as in every kit saver).
+    const unchanged = Object.entries(checkpoint.channelVersions ?? {}).filter(([channel]) => !Object.hasOwn(channels, channel));
+    if (unchanged.length > 0 && parentId !== undefined) {
+      const parent = this.sql.channelsOf.get(threadId, checkpointNs, parentId) as { channels: string } | undefined;
+      const inherited = parent ? (JSON.parse(parent.channels) as ChannelSources) : {};
+      for (const [channel, version] of unchanged) {
+        if (inherited[channel]?.[0] === String(version)) channels[channel] = inherited[channel];
       }
-    })();
+    }
+    const sources = [...new Set(Object.values(channels).map(([, id]) => id))].filter((id) => id !== checkpoint.id);
+    const [type, bytes] = this.serde.dumpsTyped(body);
+    // One statement, so no transaction needed: SQLite commits a single INSERT atomically.
+    this.sql.putCheckpoint.run(threadId, checkpointNs, checkpoint.id, parentId ?? null, JSON.stringify(metadata), JSON.stringify(channels),
+      sources.length > 0 ? JSON.stringify(sources) : null, type, toBuffer(bytes));
     return { threadId, checkpointNs, checkpointId: checkpoint.id };
   }
 
   async putWrites(config: RunnableConfig, writes: Array<[channel: string, value: unknown]>, taskId: string): Promise<void> {
     const { threadId, checkpointNs, checkpointId } = parseCheckpointConfig(config, "putWrites()");
+    // Serialized before the transaction opens, so a value that cannot be stored leaves nothing behind.
     const rows = writes.map(([channel, value], position) => {
       const [type, bytes] = this.serde.dumpsTyped(value);
-      return { channel, type, bytes, idx: writeIndex(channel, position) };
+      return [threadId, checkpointNs, checkpointId, taskId, writeIndex(channel, position), channel, type, toBuffer(bytes)];
     });
     // One transaction: a task's writes land together or not at all.
-    this.db.transaction(() => {
-      for (const { channel, type, bytes, idx } of rows) {
-        const statement = isSpecialChannel(channel) ? this.sql.replaceWrite : this.sql.keepFirstWrite;
-        statement.run(threadId, checkpointNs, checkpointId, taskId, idx, channel, type, toBuffer(bytes));
-      }
-    })();
+    this.insertWrites(rows);
   }
 
   async deleteThread(threadId: string): Promise<void> {
@@ -176,81 +204,89 @@ export class SqliteSaver implements CheckpointSaver {
     return statement;
   }
 
-  /**
-   * Rows to tuples with two more statements however many rows there are: one for
-   * all their writes, one for all the channel values their bodies refer to. For
-   * several rows the keys travel as one JSON array (SQLite's json_each turns it
-   * back into rows); for one row, plain lookups are cheaper than parsing that array.
-   */
-  private toTuples(rows: CheckpointRow[]): CheckpointTuple[] {
-    if (rows.length === 0) return [];
-    const bodies = rows.map((row) => this.serde.loadsTyped(row.type, row.checkpoint) as Checkpoint);
-    const single = rows.length === 1 ? rows[0]! : undefined;
-    const writeRows = (
-      single
-        ? this.sql.writesOfOne.all(single.thread_id, single.checkpoint_ns, single.checkpoint_id)
-        : this.sql.writesOf.all(JSON.stringify(rows.map((row) => [row.thread_id, row.checkpoint_ns, row.checkpoint_id])))
-    ) as WriteRow[];
-    // Grouped by hand: Map.groupBy needs Node 21, and the kit runs on Node 20.
-    const writes = new Map<string, WriteRow[]>();
-    for (const w of writeRows) {
-      const k = key(w.thread_id, w.checkpoint_ns, w.checkpoint_id);
-      const group = writes.get(k);
-      if (group) group.push(w);
-      else writes.set(k, [w]);
+  /** A row of TUPLE_COLUMNS as a tuple: the body, plus each unchanged channel taken from the body that holds it. */
+  private toTuple(row: TupleRow): CheckpointTuple {
+    const { thread_id: threadId, checkpoint_ns: checkpointNs, checkpoint_id: checkpointId } = row;
+    const checkpoint = this.serde.loadsTyped(row.type, row.checkpoint) as Checkpoint;
+    const sources = JSON.parse(row.source_bodies) as Array<[id: string, type: string, hex: string]>;
+    if (sources.length > 0) {
+      const bodies = new Map(sources.map(([id, type, hex]) => [id, this.serde.loadsTyped(type, Buffer.from(hex, "hex")) as Checkpoint]));
+      for (const [channel, [, source]] of Object.entries(JSON.parse(row.channels) as ChannelSources)) {
+        const values = bodies.get(source)?.channelValues;
+        if (values && Object.hasOwn(values, channel)) checkpoint.channelValues[channel] = values[channel];
+      }
     }
-    const refs = rows.flatMap((row, i) => blobRefs(bodies[i]!).map(([channel, version]) => [row.thread_id, row.checkpoint_ns, channel, String(version)]));
-    const blobRows = (
-      refs.length === 0 ? [] : single ? refs.map((ref) => this.sql.blobOne.get(...ref)).filter((b) => b !== undefined) : this.sql.blobsOf.all(JSON.stringify(refs))
-    ) as BlobRow[];
-    const blobs = new Map(blobRows.map((b) => [key(b.thread_id, b.checkpoint_ns, b.channel, b.version), b] as const));
-    return rows.map((row, i): CheckpointTuple => {
-      const { thread_id: threadId, checkpoint_ns: checkpointNs, checkpoint_id: checkpointId } = row;
-      const body = bodies[i]!;
-      const found = blobRefs(body).map(([channel, version]) => {
-        const blob = blobs.get(key(threadId, checkpointNs, channel, String(version)));
-        return blob && { value: this.serde.loadsTyped(blob.type, blob.value) };
-      });
-      return {
-        config: { threadId, checkpointNs, checkpointId },
-        checkpoint: joinChannels(body, found),
-        metadata: JSON.parse(row.metadata) as CheckpointMetadata,
-        ...(row.parent_checkpoint_id !== null && { parentConfig: { threadId, checkpointNs, checkpointId: row.parent_checkpoint_id } }),
-        pendingWrites: (writes.get(key(threadId, checkpointNs, checkpointId)) ?? []).map((w): PendingWrite => [w.task_id, w.channel, this.serde.loadsTyped(w.type, w.value)]),
-      };
-    });
+    // Sorted here, not by an ORDER BY in the aggregate (that costs a temporary b-tree per read). Task ids are
+    // ASCII (hashes, UUIDs), where JS string order is SQLite's byte order.
+    const writes = (JSON.parse(row.writes) as Array<[taskId: string, idx: number, channel: string, type: string, hex: string]>).sort(
+      (a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] - b[1]),
+    );
+    return {
+      config: { threadId, checkpointNs, checkpointId },
+      checkpoint,
+      metadata: JSON.parse(row.metadata) as CheckpointMetadata,
+      ...(row.parent_checkpoint_id !== null && { parentConfig: { threadId, checkpointNs, checkpointId: row.parent_checkpoint_id } }),
+      pendingWrites: writes.map(([taskId, , channel, type, hex]): PendingWrite => [taskId, channel, this.serde.loadsTyped(type, Buffer.from(hex, "hex"))]),
+    };
   }
 }
 
-/** A Map key for a few ids (none of which holds a \0). */
-function key(...parts: string[]): string {
-  return parts.join("\u0000");
+/**
+ * Creates the tables of a new file, migrates a version-1 file, and refuses a
+ * file from a newer kit (it would be misread). Runs inside one transaction.
+ */
+function openSchema(db: Database.Database, serde: SerializerProtocol): void {
+  const version = db.pragma("user_version", { simple: true }) as number;
+  if (version > SCHEMA_VERSION) {
+    throw new InvalidArgumentError(`This checkpoint file has schema version ${version}; this SqliteSaver reads version ${SCHEMA_VERSION}. Open it with the kit that wrote it.`);
+  }
+  const hasBlobs = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'blobs'").get() !== undefined;
+  if (version < SCHEMA_VERSION && hasBlobs) migrateFromV1(db, serde);
+  db.exec(SCHEMA);
+  db.pragma(`user_version = ${SCHEMA_VERSION}`);
+}
+
+/**
+ * Version 1 kept every changed channel value in a `blobs` row keyed (thread,
+ * namespace, channel, version). Each old checkpoint becomes a row whose body
+ * holds all its values: simple and exact (reads give what they gave before),
+ * at the price of storing unchanged values again for the old rows only.
+ */
+function migrateFromV1(db: Database.Database, serde: SerializerProtocol): void {
+  const blob = db.prepare("SELECT type, value FROM blobs WHERE thread_id = ? AND checkpoint_ns = ? AND channel = ? AND version = ?");
+  const old = db.prepare("SELECT * FROM checkpoints").all() as Array<Record<string, string | Buffer | null> & { thread_id: string; checkpoint_ns: string; checkpoint_id: string }>;
+  const rows = old.map((row) => {
+    const body = serde.loadsTyped(row.type as string, row.checkpoint as Buffer) as Checkpoint;
+    const channels: ChannelSources = {};
+    for (const [channel, version] of blobRefs(body)) {
+      const found = blob.get(row.thread_id, row.checkpoint_ns, channel, String(version)) as { type: string; value: Buffer } | undefined;
+      if (!found) continue; // a version nobody stored: the channel had no value, and still has none
+      body.channelValues[channel] = serde.loadsTyped(found.type, found.value);
+      channels[channel] = [String(version), row.checkpoint_id];
+    }
+    const [type, bytes] = serde.dumpsTyped(body);
+    return [row.thread_id, row.checkpoint_ns, row.checkpoint_id, row.parent_checkpoint_id, row.metadata, JSON.stringify(channels), type, toBuffer(bytes)];
+  });
+  db.exec("DROP TABLE checkpoints; DROP TABLE blobs;");
+  db.exec(SCHEMA);
+  const insert = db.prepare(`INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, metadata, channels, sources, type, checkpoint) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?)`);
+  for (const row of rows) insert.run(...row);
 }
 
 function prepareStatements(db: Database.Database) {
   const writeColumns = "(thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
   return {
-    latest: db.prepare("SELECT * FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ? ORDER BY checkpoint_id DESC LIMIT 1"),
-    byId: db.prepare("SELECT * FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?"),
-    // The parameter is a JSON array of keys: [[thread, ns, checkpoint id], ...] and [[thread, ns, channel, version], ...].
-    writesOf: db.prepare(
-      `SELECT * FROM writes WHERE (thread_id, checkpoint_ns, checkpoint_id) IN (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?))
-       ORDER BY task_id, idx`,
-    ),
-    writesOfOne: db.prepare("SELECT * FROM writes WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ? ORDER BY task_id, idx"),
-    blobOne: db.prepare("SELECT * FROM blobs WHERE thread_id = ? AND checkpoint_ns = ? AND channel = ? AND version = ?"),
-    blobsOf: db.prepare(
-      "SELECT * FROM blobs WHERE (thread_id, checkpoint_ns, channel, version) IN (SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?))",
-    ),
+    latest: db.prepare(`SELECT ${TUPLE_COLUMNS} FROM checkpoints c WHERE c.thread_id = ? AND c.checkpoint_ns = ? ORDER BY c.checkpoint_id DESC LIMIT 1`),
+    byId: db.prepare(`SELECT ${TUPLE_COLUMNS} FROM checkpoints c WHERE c.thread_id = ? AND c.checkpoint_ns = ? AND c.checkpoint_id = ?`),
+    channelsOf: db.prepare("SELECT channels FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?"),
     putCheckpoint: db.prepare(
-      `INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata)
-       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, metadata, channels, sources, type, checkpoint)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
-    putBlob: db.prepare("INSERT OR REPLACE INTO blobs (thread_id, checkpoint_ns, channel, version, type, value) VALUES (?, ?, ?, ?, ?, ?)"),
     // Same rule as MemorySaver: a special channel's fixed slot is replaced, a regular write already saved is kept.
     replaceWrite: db.prepare(`INSERT OR REPLACE INTO writes ${writeColumns}`),
     keepFirstWrite: db.prepare(`INSERT OR IGNORE INTO writes ${writeColumns}`),
-    deleteThread: ["checkpoints", "writes", "blobs"].map((table) => db.prepare(`DELETE FROM ${table} WHERE thread_id = ?`)),
+    deleteThread: ["checkpoints", "writes"].map((table) => db.prepare(`DELETE FROM ${table} WHERE thread_id = ?`)),
   };
 }
 
@@ -263,21 +299,16 @@ function listQuery(scope: ReturnType<typeof parseListConfig>, { beforeId, limit,
   const where: string[] = [];
   const params: unknown[] = [];
   const condition = (sql: string, ...values: unknown[]) => (where.push(sql), params.push(...values));
-  if (scope.threadId !== undefined) condition("thread_id = ?", scope.threadId);
-  if (scope.checkpointNs !== undefined) condition("checkpoint_ns = ?", scope.checkpointNs);
-  if (scope.checkpointId !== undefined) condition("checkpoint_id = ?", scope.checkpointId);
-  if (beforeId !== undefined) condition("checkpoint_id < ?", beforeId);
-  for (const [key, value] of filter) {
-    const path = jsonPath(key);
-    // json_type first: exact match means a string "2" never equals the number 2, nor true the number 1.
-    if (value === null) condition("json_type(metadata, ?) = 'null'", path);
-    else if (typeof value === "boolean") condition("json_type(metadata, ?) = ?", path, String(value));
-    else if (typeof value === "string") condition("json_type(metadata, ?) = 'text' AND json_extract(metadata, ?) = ?", path, path, value);
-    else condition("json_type(metadata, ?) IN ('integer', 'real') AND json_extract(metadata, ?) = ?", path, path, value);
-  }
-  let sql = "SELECT * FROM checkpoints";
+  if (scope.threadId !== undefined) condition("c.thread_id = ?", scope.threadId);
+  if (scope.checkpointNs !== undefined) condition("c.checkpoint_ns = ?", scope.checkpointNs);
+  if (scope.checkpointId !== undefined) condition("c.checkpoint_id = ?", scope.checkpointId);
+  if (beforeId !== undefined) condition("c.checkpoint_id < ?", beforeId);
+  // `->` gives a key's value as JSON text, and the metadata was written by JSON.stringify too: comparing
+  // with JSON.stringify(value) is an exact, typed match ("2" never equals 2, nor true 1) in one call per key.
+  for (const [key, value] of filter) condition("c.metadata -> ? = ?", jsonPath(key), JSON.stringify(value));
+  let sql = `SELECT ${TUPLE_COLUMNS} FROM checkpoints c`;
   if (where.length > 0) sql += ` WHERE ${where.join(" AND ")}`;
-  sql += " ORDER BY checkpoint_id DESC";
+  sql += " ORDER BY c.checkpoint_id DESC";
   if (limit !== undefined) (sql += " LIMIT ?"), params.push(limit);
   return { sql, params };
 }
