@@ -101,7 +101,18 @@ grader.core(
     const input = orderInput();
     const expected = finalState("order", input);
     const runs = await crashAndResume(check, "order", input, [at("before", "notify"), at("after-checkpoint", "charge"), at("after-checkpoint", "summarize")]);
-    for (const evidence of runs) expectSameState(resumedResult(evidence), expected, `After a crash at "${label(evidence.point)}" and a resume in a fresh process`);
+    for (const evidence of runs) {
+      expectSameState(resumedResult(evidence), expected, `After a crash at "${label(evidence.point)}" and a resume in a fresh process`);
+      // At these points every node that ran before the crash had its checkpoint saved: a resume starts after them.
+      // (The order workflow runs each node once, so a node seen again is a replay.)
+      const ranBefore = new Set(evidence.beforeResume.flatMap((entry) => (entry.kind === "run" ? [entry.node] : [])));
+      const replayed = evidence.thread.world.ledger.entries
+        .slice(evidence.beforeResume.length)
+        .flatMap((entry) => (entry.kind === "run" && ranBefore.has(entry.node) ? [entry.node] : []));
+      if (replayed.length > 0) {
+        fail(`After a crash at "${label(evidence.point)}", the resume ran ${show([...new Set(replayed)])} again although ${replayed.length === 1 ? "its" : "their"} result was already checkpointed: resume from the last checkpoint's next nodes instead of replaying from the start.`);
+      }
+    }
   },
 );
 
