@@ -365,7 +365,7 @@ async function runWithDeadline(work: Promise<unknown>, timeoutMs: number, learne
       }
     }
     if (cpu - cpuAtProgress > BUSY_CPU_SECONDS) {
-      throw hung(`Timed out after ${seconds} s: your code kept its process busy and never returned (it used ${(cpu - cpuAtProgress).toFixed(1)} s of CPU without answering: a synchronous loop that never ends?).`);
+      throw hung(`Timed out after ${seconds} s: your code kept its process busy and never returned (it used ${(cpu - cpuAtProgress).toFixed(1)} s of CPU without answering: a loop that never ends, or work far beyond what the check asks for?).`);
     }
     if (Date.now() - lastProgressAt > timeoutMs) {
       if (!learner.running) throw new Error(`Stopped after ${seconds} s: ${learner.describeExit()}.`);

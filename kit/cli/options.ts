@@ -26,7 +26,7 @@ export const USAGE = `Usage: npm run grade <lesson> [unit ...] -- [options]
   --watch                re-grade the unit you save (h: next hint, r: re-run, n: next unit, q: quit)
   --seed N               replay a run's random inputs (also CHECKPOINT_KIT_SEED=N)
   --concurrency N        units (or submissions) graded at once (default: number of cores)
-  --time-limit SECONDS   hard limit per unit (default 240)
+  --time-limit SECONDS   hard limit per unit (default 600; a check stops hung code within seconds)
   --allow-unsandboxed    grade a submission even without the OS sandbox (bubblewrap): its code runs with your rights
   --help                 this text
 

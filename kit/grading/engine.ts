@@ -42,7 +42,9 @@ export interface GradeLimits {
   groupMemoryMb: number;
 }
 
-export const DEFAULT_LIMITS: GradeLimits = { startupMs: 60_000, graceMs: 5_000, unitMs: 240_000, memoryMb: 768, groupMemoryMb: 3_072 };
+// Backstops only: a check itself tells a hang from slow progress within seconds (graders/harness/check.ts),
+// so these are generous enough that a busy machine never reaches them with code that makes progress.
+export const DEFAULT_LIMITS: GradeLimits = { startupMs: 120_000, graceMs: 5_000, unitMs: 600_000, memoryMb: 768, groupMemoryMb: 3_072 };
 
 const PAGE_SIZE = 4096;
 
@@ -109,7 +111,7 @@ const LOAD_FAILURE = "ImplementationLoadError: ";
 const PROGRESS_POLL_MS = 100;
 const MEMORY_POLL_MS = 250;
 /** A check may not extend its own deadline past this, whatever timeout it declares. */
-const MAX_CHECK_MS = 120_000;
+const MAX_CHECK_MS = 400_000;
 const ProgressSchema = z.union([
   z.strictObject({ title: z.string(), timeoutMs: z.number().positive() }),
   z.strictObject({ tampering: z.string() }),
