@@ -27,6 +27,8 @@ export const CANDIDATE_DEPENDENCIES = [
   "@types/node",
   "better-sqlite3",
   "chokidar",
+  // The grader compiles the learner's code with it (kit/sandbox/compile.ts).
+  "esbuild",
   "eventsource-parser",
   "fast-check",
   "ioredis",
