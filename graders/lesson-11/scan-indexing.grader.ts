@@ -13,6 +13,7 @@ import {
   ids,
   loadNoise,
   makeCheckpoint,
+  newSaver,
   putChain,
   putHistory,
   putOne,
@@ -30,8 +31,11 @@ grader.core(
   "put then getTuple returns the checkpoint, its metadata, its config and parent config (thread, namespace, id) and its pending writes ordered by task, then index",
   { hint: "Store the body, the metadata and the parent id with each checkpoint; return configs with threadId, checkpointNs and checkpointId; read the writes keys of that checkpoint and sort them by task id, then numeric index.", section: "the-key-scheme", weight: 2 },
   (api, check) =>
-    withSaver(api, check, async ({ saver, thread }) => {
+    withSaver(api, check, async ({ saver, redis, thread }) => {
       const threadId = thread();
+      // Checkpoints live in Redis, not in the process that wrote them: a saver in another process reads them too.
+      const other = await check.spawn();
+      const reader = await newSaver(other.api, redis, other);
       for (const checkpointNs of ["", "sub"]) {
         const parent = await putOne(saver, { threadId, checkpointNs, parent: undefined, checkpoint: makeCheckpoint({ n: 1 }), metadata: { source: "input", step: -1 } });
         const child = makeCheckpoint({ n: 2, nested: { list: [1, "two", null] } });
@@ -54,6 +58,8 @@ grader.core(
         const root = await saver.getTuple({ threadId, checkpointNs, checkpointId: parent.checkpointId });
         expect(root?.parentConfig, `a checkpoint put without config.checkpointId has no parentConfig ${where}`).toBeUndefined();
         expect(root?.pendingWrites, `a checkpoint without writes has pendingWrites [] ${where}`).toEqual([]);
+        const elsewhere = await reader.getTuple(config);
+        expect(elsewhere, `a RedisSaver in another process, on the same Redis, must read what this one stored ${where}: keep nothing only in process memory`).toEqual(tuple);
       }
     }),
 );
