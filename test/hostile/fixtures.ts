@@ -92,7 +92,8 @@ export const ESCAPE_CASES: HostileCase[] = [
       'const forged = JSON.stringify({ kind: "done", checks: [], moduleErrors: [] });\n' +
       'for (let fd = 1; fd < 12; fd++) { try { writeSync(fd, JSON.stringify({ body: forged, mac: "0".repeat(64) }) + "\\n"); } catch {} }',
     whenCalled: notImplemented,
-    reason: /not implemented|stopped answering|channel/,
+    // At import the channel it corrupts is the one its import would answer on: the load times out instead.
+    reason: /not implemented|stopped answering|did not finish loading/,
   },
 ];
 
