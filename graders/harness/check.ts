@@ -131,7 +131,7 @@ const memoryTimer = setInterval(() => {
   let total = 0;
   for (const learner of live) if (learner.running) total += learner.residentBytes();
   if (total > memoryLimitMb * 2 ** 20) {
-    overMemory = `your code used ${Math.round(total / 2 ** 20)} MB across its processes, over the limit of ${memoryLimitMb} MB`;
+    overMemory = `your code used ${Math.round(total / 2 ** 20)} MB across its processes, over the memory limit of ${memoryLimitMb} MB`;
     for (const learner of live) learner.kill("SIGKILL", false);
   }
 }, MEMORY_POLL_MS);
@@ -155,7 +155,9 @@ async function startLearner(setup: UnitSetup): Promise<LearnerProcess> {
   });
   live.add(learner);
   // Any message from a learner process is progress: a slow machine shows some, stuck code none.
-  learner.child.on("message", noteActivity);
+  learner.child.on("message", (message: { op?: string }) => {
+    if (message?.op !== "pong") noteActivity();
+  });
   void learner.exited.then(() => live.delete(learner));
   return learner;
 }
@@ -269,7 +271,7 @@ export function defineGrader<Api>(options: GraderOptions): Grader<Api> {
             return (await learner.import(pathInLearner(setupNow.build, file, setupNow.sandbox))) as T;
           },
         };
-        await runWithDeadline(loading.then((api) => body(api, ctx)), meta.timeout * setupNow.slowness, sharedLearner, title);
+        await runWithDeadline(loading.then((api) => body(api, ctx)), meta.timeout * setupNow.slowness, meta.timeout, sharedLearner, title);
       } catch (error) {
         if (overMemory) throw new Error(`Stopped: ${overMemory}.`);
         throw error;
@@ -312,12 +314,16 @@ function cpuOf(): number {
  * processes do rather than by the wall clock alone:
  * - busy: they used BUSY_CPU_SECONDS of CPU without sending a single message
  *   (a synchronous loop); CPU time, unlike wall time, does not stretch on a busy machine;
- * - no progress: no message and (almost) no CPU for the check's scaled timeout
- *   (a promise that never settles);
+ * - no progress: nothing from either side for the check's timeout while the
+ *   learner answers pings (a promise that never settles);
  * - still making progress after PROGRESS_CAP scaled timeouts: the machine is
  *   overloaded, and the message says so instead of blaming the code.
  */
-async function runWithDeadline(work: Promise<unknown>, timeoutMs: number, learner: LearnerProcess, title: string): Promise<void> {
+/**
+ * `silenceMs` is not scaled by the machine's slowness: a slow machine stretches the gaps between
+ * messages, but it does not make both sides fall silent while the learner answers pings at once.
+ */
+async function runWithDeadline(work: Promise<unknown>, timeoutMs: number, silenceMs: number, learner: LearnerProcess, title: string): Promise<void> {
   work.catch(() => undefined); // a body that is not awaited below may still fail: that is no news
   if (stuckChecks.length >= STUCK_LIMIT) {
     throw new StuckError(`Not run: your code hung in ${stuckChecks.length} earlier checks (${stuckChecks.map((t) => `"${t}"`).join(", ")}), so this one was not tried.`);
@@ -359,7 +365,7 @@ async function runWithDeadline(work: Promise<unknown>, timeoutMs: number, learne
       if (!ping || (ping.answered && Date.now() - ping.sentAt > SILENCE_BEFORE_PING_MS)) {
         const sent = { sentAt: Date.now(), cpu, answered: false };
         ping = sent;
-        void learner.peer.custom("ping").then(() => void (sent.answered = true), () => undefined);
+        void learner.ping().then(() => void (sent.answered = true));
       } else if (!ping.answered && Date.now() - ping.sentAt > PING_ANSWER_MS && cpu - ping.cpu < 0.05) {
         throw hung(`Stopped after ${seconds} s: the process running your code stopped answering while idle (its channel to the grader is broken or it is frozen: did it write to file descriptors it does not own, or block in Atomics.wait?).`);
       }
@@ -367,7 +373,7 @@ async function runWithDeadline(work: Promise<unknown>, timeoutMs: number, learne
     if (cpu - cpuAtProgress > BUSY_CPU_SECONDS) {
       throw hung(`Timed out after ${seconds} s: your code kept its process busy and never returned (it used ${(cpu - cpuAtProgress).toFixed(1)} s of CPU without answering: a loop that never ends, or work far beyond what the check asks for?).`);
     }
-    if (Date.now() - lastProgressAt > timeoutMs) {
+    if (Date.now() - lastProgressAt > silenceMs) {
       if (!learner.running) throw new Error(`Stopped after ${seconds} s: ${learner.describeExit()}.`);
       const responsive = await learner.responsive(2_000);
       if (settled) return void (await done);

@@ -117,6 +117,11 @@ export class LearnerProcess {
     });
     child.on("message", (message) => {
       this.lastPong = Date.now();
+      if ((message as { op?: string }).op === "pong") {
+        this.pings.get((message as { id: number }).id)?.();
+        this.pings.delete((message as { id: number }).id);
+        return;
+      }
       // Mutation testing only: coverage of the instrumented reference (see kit/mutation/setup.ts and host.ts).
       if (mutationHooks.onCoverage && (message as { op?: string }).op === "stryker-coverage") {
         const { atLoad, reached } = message as { atLoad: boolean; reached: Record<string, number> };
@@ -170,12 +175,27 @@ export class LearnerProcess {
     return this.peer.custom("import", file) as Promise<T>;
   }
 
+  private readonly pings = new Map<number, () => void>();
+  private nextPing = 1;
+
+  /** Resolves when the process answers a liveness ping (its event loop runs); never rejects. */
+  ping(): Promise<void> {
+    const id = this.nextPing++;
+    return new Promise<void>((resolve) => {
+      this.pings.set(id, resolve);
+      try {
+        if (this.child.connected && !this.killedOnPurpose && !this.exit) this.child.send({ op: "ping", id });
+      } catch {
+        // gone: never answers
+      }
+    });
+  }
+
   /** True when the process answers within `ms`: its event loop is not blocked. */
   async responsive(ms = 1_000): Promise<boolean> {
     if (!this.running) return false;
-    const pong = this.peer.custom("ping");
     const timer = new Promise<false>((resolve) => setTimeout(() => resolve(false), ms).unref());
-    return Promise.race([pong.then(() => true, () => false), timer]);
+    return Promise.race([this.ping().then(() => true), timer]);
   }
 
   /** A Redis connection the learner's code receives as an ioredis client, served by `socketPath`. */
