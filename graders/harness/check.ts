@@ -206,7 +206,11 @@ export function defineGrader<Api>(options: GraderOptions): Grader<Api> {
         `Your ${options.unit} module did not finish loading within ${Math.round((LOAD_LIMIT_MS * s.slowness) / 1000)} s: is there a top-level await that never resolves, or a loop at the top level?`,
       );
     } catch (error) {
-      if (error instanceof ImplementationLoadError) throw error;
+      if (error instanceof ImplementationLoadError) {
+        // A module that never finishes loading would do so again in every check: fail the rest at once.
+        loadTimedOut ??= error;
+        throw error;
+      }
       const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
       throw new ImplementationLoadError(`Your ${options.unit} module threw while it was being imported: ${reason}`);
     }
@@ -218,8 +222,10 @@ export function defineGrader<Api>(options: GraderOptions): Grader<Api> {
   };
 
   /** Starts the shared learner process (again, if the last one died or hung) and begins importing the module. */
+  let loadTimedOut: ImplementationLoadError | undefined;
   const ensureShared = async (): Promise<{ learner: LearnerProcess; api: Promise<Api> }> => {
     const s = await prepare();
+    if (loadTimedOut) throw loadTimedOut;
     if (!shared || !shared.learner.running) {
       const learner = await startLearner(s);
       const api = importUnit(learner, s);
