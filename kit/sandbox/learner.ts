@@ -83,14 +83,12 @@ export class LearnerProcess {
   readonly startedMs: number;
   private output = "";
   private exit: Exit | undefined;
-  private lastPong = Date.now();
   /** Set when the trusted side killed it on purpose (a crash test), so the exit is not reported as the learner's. */
   killedOnPurpose = false;
 
   private constructor(
     readonly child: ChildProcess,
     private readonly options: LearnerOptions,
-    ready: Promise<void>,
   ) {
     this.startedMs = Date.now();
     this.peer = new Peer({
@@ -116,7 +114,6 @@ export class LearnerProcess {
       });
     });
     child.on("message", (message) => {
-      this.lastPong = Date.now();
       if ((message as { op?: string }).op === "pong") {
         this.pings.get((message as { id: number }).id)?.();
         this.pings.delete((message as { id: number }).id);
@@ -129,7 +126,6 @@ export class LearnerProcess {
       }
       void this.peer.receive(message as Message);
     });
-    void ready;
   }
 
   static async start(options: LearnerOptions): Promise<LearnerProcess> {
@@ -141,7 +137,7 @@ export class LearnerProcess {
       markReady = resolve;
       fail = reject;
     });
-    const learner = new LearnerProcess(child, options, ready);
+    const learner = new LearnerProcess(child, options);
     const onFirst = (message: Message) => {
       if (message.op === "reply" && message.id === 0) markReady();
     };
@@ -206,7 +202,7 @@ export class LearnerProcess {
 
   /** Resident memory of the process and everything it started (Linux; 0 elsewhere). */
   residentBytes(): number {
-    return treeResidentBytes(this.child.pid!);
+    return treeStats(this.child.pid!).residentBytes;
   }
 
   /** CPU seconds used so far by the process and everything it started. */
@@ -352,9 +348,4 @@ export function treeStats(rootPid: number): { pids: number[]; residentBytes: num
     }
   }
   return stats;
-}
-
-/** Resident memory of a process and all its descendants. */
-export function treeResidentBytes(rootPid: number): number {
-  return treeStats(rootPid).residentBytes;
 }

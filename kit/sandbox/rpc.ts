@@ -37,7 +37,6 @@ type Wire = unknown;
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 const INFO = Symbol("remote handle");
-const NOT_FOUND = Symbol("not found");
 
 /** Thrown on the trusted side when the learner threw: carries the learner's class for instanceof. */
 export class RemoteError extends Error {
@@ -396,11 +395,6 @@ export class Peer {
     return this.closedReason !== undefined;
   }
 
-  /** Exposes a local value under handle id `id`, for the first request (the module's exports). */
-  expose(value: unknown): Wire {
-    return this.encode(value);
-  }
-
   async receive(message: Message): Promise<void> {
     if (message.op === "reply") {
       const waiting = this.pending.get(message.id);
@@ -473,10 +467,3 @@ function remoteInfo(value: unknown): HandleInfo | undefined {
   if (value instanceof RemoteError) return value[INFO];
   return proxyInfo.get(value as object);
 }
-
-/** True when `value` lives in the other process (a handle proxy or an error thrown there). */
-export function isRemote(value: unknown): boolean {
-  return remoteInfo(value) !== undefined;
-}
-
-export { NOT_FOUND };
