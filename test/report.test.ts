@@ -161,6 +161,7 @@ test("the readable report: the first failing check with its hint, the rest folde
   ];
   const unit = unitResult("serde", tests);
   const brief = formatUnit(unit, { color: false });
+  expect(brief).toContain("core 0/2 · excellence 0/1"); // core and excellence counted apart, beside the score
   expect(brief).toContain("hint: fix the first");
   expect(brief).not.toContain("fix the second");
   expect(brief).toContain("2 more failing checks: fix the first one, or add --verbose");

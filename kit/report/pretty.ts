@@ -8,7 +8,7 @@ import { join, relative } from "node:path";
 import pc from "picocolors";
 import { KIT_ROOT } from "../../graders/harness/implementation.ts";
 import { unitPaths } from "../manifest.ts";
-import { TIER_LABEL, type CheckResult, type LessonReport, type UnitResult, type UnitTier } from "../grading/report.ts";
+import { TIER_LABEL, checkCounts, type CheckResult, type LessonReport, type UnitResult, type UnitTier } from "../grading/report.ts";
 import { stripAnsi } from "./finish.ts";
 
 export function useColor(stream: NodeJS.WriteStream = process.stdout): boolean {
@@ -105,7 +105,7 @@ export function formatUnit(unit: UnitResult, options: FormatOptions | boolean): 
         (failed.length > 0 ? ` (failing: ${categories})` : ""),
     );
   }
-  out.push(`  tier: ${tierText(unit.tier, p)}  score: ${unit.score}/100  ${p.dim(`(${(unit.duration_ms / 1000).toFixed(1)} s)`)}`);
+  out.push(`  tier: ${tierText(unit.tier, p)}  score: ${unit.score}/100  ${checkCounts(unit.tests)}  ${p.dim(`(${(unit.duration_ms / 1000).toFixed(1)} s)`)}`);
   out.push(`  next: ${nextStep(unit)}`);
   const text = out.join("\n");
   return color ? text : stripAnsi(text);
@@ -144,7 +144,7 @@ export function formatLesson(report: LessonReport, options: FormatOptions): stri
 export function formatSummary(report: LessonReport, color: boolean): string {
   const p = palette(color);
   const width = Math.max(...report.units.map((u) => u.unit.length));
-  const summary = report.units.map((u) => `  ${u.unit.padEnd(width)}  ${tierText(u.tier, p)}  ${String(u.score).padStart(3)}/100`);
+  const summary = report.units.map((u) => `  ${u.unit.padEnd(width)}  ${tierText(u.tier, p)}  ${String(u.score).padStart(3)}/100  ${p.dim(checkCounts(u.tests))}`);
   const text = [
     "",
     p.bold(`${report.lesson}: ${TIER_LABEL[report.tier]} (the lowest unit tier)`),
