@@ -42,8 +42,10 @@ export async function runLoad(options: { lesson: string; concurrent: number; rou
           outcome.excellent++;
           excellentThisRound++;
         } else {
-          const first = unit.message ?? unit.tests.find((t) => t.status !== "pass")?.message ?? "";
-          outcome.misses.push(`round ${round}, seed ${report.seed}: ${unit.unit} graded ${unit.tier}: ${first.split("\n")[0]}`);
+          const failing = unit.tests.find((t) => t.status !== "pass");
+          const first = unit.message ?? failing?.message ?? "";
+          const where = failing && !unit.message ? ` (“${failing.name}”)` : "";
+          outcome.misses.push(`round ${round}, seed ${report.seed}: ${unit.unit} graded ${unit.tier}${where}: ${first.split("\n")[0]}`);
         }
       }
     }

@@ -80,6 +80,12 @@ export async function incrementAcrossProcesses(
   },
 ): Promise<IncrementOutcome> {
   let during: { stop(): Promise<void> } | undefined;
+  // One store is built first, alone, in the process that reads the result: on a fresh SQLite file
+  // twenty constructors at once race to create the schema (a CREATE TABLE IF NOT EXISTS that reads,
+  // then upgrades to a write, gets SQLITE_BUSY without waiting when another process wrote first).
+  // That is a startup race, not a lost update, and a load-dependent one: keep it out of this check.
+  const reader = await check.spawn();
+  const store = await options.makeStore(reader.api, reader.learner);
   const reports = await inProcesses(check, { processes: options.processes, writers: options.writers }, async ({ index, learner, api, writers, start }) => {
     const stores = await Promise.all(writers.map(() => options.makeStore(api, learner)));
     const fixture = await check.fixture<Fixture>("writers", learner);
@@ -89,8 +95,6 @@ export async function incrementAcrossProcesses(
     };
     return fixture.increment({ stores, names: writers.map((w) => `w${w}`), threadId: options.threadId, increments: options.increments, Conflict: api.VersionConflictError, start: go, seed: SEED + index, progress: () => undefined });
   }).finally(() => during?.stop());
-  const reader = await check.spawn();
-  const store = await options.makeStore(reader.api, reader.learner);
   const final = (await store.get(options.threadId))?.state.count;
   return {
     final,
@@ -155,6 +159,25 @@ export function keysTouched(redis: TestRedis, from = 0, connection?: number): Se
 }
 
 /** A Redis connection for the learner's code in `learner` (it arrives there as an ioredis client). */
+/**
+ * Waits until a learner-side client reaches Redis again after an outage. ioredis reconnects with a
+ * backoff, and a reconnect attempt made during the outage can fail after it ended, more so on a
+ * busy machine: without this wait the first command after recovery may still fail
+ * (MaxRetriesPerRequestError) and the check would blame the store for the client's timing.
+ */
+export async function reconnected(client: Redis, limitMs = 30_000): Promise<void> {
+  const until = Date.now() + limitMs;
+  for (;;) {
+    try {
+      await client.ping();
+      return;
+    } catch (error) {
+      if (Date.now() > until) throw new Error(`Redis was back, but the ioredis client in your process did not reconnect within ${limitMs / 1000} s (${error instanceof Error ? error.message : String(error)}); the machine may be overloaded: grade again.`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
+
 export async function clientFor(redis: TestRedis, learner: LearnerProcess, options?: Record<string, unknown>): Promise<Redis> {
   return (await redis.endpoint(learner, options)) as unknown as Redis;
 }

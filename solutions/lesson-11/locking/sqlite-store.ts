@@ -23,12 +23,18 @@ export class SqliteVersionedStore<S = unknown> implements VersionedStore<S> {
     // WAL lets readers proceed while one writer commits; the busy timeout makes writers queue
     // for the lock instead of failing at once.
     this.db.pragma("journal_mode = WAL");
-    this.db.exec(`CREATE TABLE IF NOT EXISTS versioned_threads (
-      thread_id TEXT PRIMARY KEY,
-      state     TEXT    NOT NULL,
-      version   INTEGER NOT NULL,
-      fence     INTEGER NOT NULL DEFAULT 0  -- newest fencing token accepted for this thread
-    ) STRICT`);
+    // Several processes may open a fresh file at once: take the write lock before looking at the
+    // schema, or a CREATE TABLE IF NOT EXISTS that read first fails with SQLITE_BUSY when another
+    // process created the table in between (a read cannot wait to become a write).
+    const createSchema = this.db.transaction(() =>
+      this.db.exec(`CREATE TABLE IF NOT EXISTS versioned_threads (
+        thread_id TEXT PRIMARY KEY,
+        state     TEXT    NOT NULL,
+        version   INTEGER NOT NULL,
+        fence     INTEGER NOT NULL DEFAULT 0  -- newest fencing token accepted for this thread
+      ) STRICT`),
+    );
+    createSchema.immediate();
     this.select = this.db.prepare("SELECT state, version, fence FROM versioned_threads WHERE thread_id = ?");
     this.insert = this.db.prepare("INSERT INTO versioned_threads (thread_id, state, version, fence) VALUES (?, ?, 1, ?) ON CONFLICT (thread_id) DO NOTHING");
     // The version check and the write are one statement: no other connection can slip in between.
