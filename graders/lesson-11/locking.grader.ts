@@ -567,6 +567,9 @@ grader.excellence(
   async (_api, check) => {
     const file = databaseFile(check);
     const threadId = opaqueId();
+    // Built first, alone: the writers then open a file whose schema exists (see incrementAcrossProcesses).
+    const reader = await check.spawn();
+    const readerStore = await sqliteStore(file)(reader.api);
     const results = await inProcesses(check, { processes: 4, writers: 4 }, async ({ api, learner, start }) => {
       const store = await sqliteStore(file)(api);
       await start();
@@ -577,8 +580,7 @@ grader.excellence(
       }
       return done;
     });
-    const reader = await check.spawn();
-    const final = await (await sqliteStore(file)(reader.api)).get(threadId);
+    const final = await readerStore.get(threadId);
     if (results.some((done) => done !== 25) || final?.state.count !== 100) {
       throw new Error(`4 processes x 25 updateWithRetry increments ended at ${String(final?.state.count)}, not 100: writes from different processes overwrote each other.`);
     }
