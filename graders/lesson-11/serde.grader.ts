@@ -19,7 +19,7 @@ import { isDeepStrictEqual } from "node:util";
 import fc from "fast-check";
 import { defineGrader, hiddenChecksEnabled, type CheckContext } from "#harness/check.ts";
 import { assertProperty, seededRandom, withSeed } from "#harness/seed.ts";
-import { CODES, checkpointLike, jsonValue, reseal, serdeValue, show, thrown, v1Body, type Code, type SerdeApi } from "./serde/fixture.ts";
+import { CODES, checkpointLike, jsonValue, notSerdeError, reseal, serdeValue, show, thrown, v1Body, type Code, type SerdeApi } from "./serde/fixture.ts";
 import { dumpsV1 } from "./serde/legacy-v1.ts";
 
 type LearnerFixture = typeof import("./serde/learner-fixture.ts");
@@ -163,14 +163,23 @@ grader.core(
       if (typeof text !== "string" || !isDeepStrictEqual(JSON.parse(text), metadata)) throw new Error(`dumpsMetadata(${show(metadata)}) returned ${show(text)}; it must be plain JSON of the same object.`);
       if (!isDeepStrictEqual(await api.loadsMetadata(text), metadata)) throw new Error("loadsMetadata did not return what dumpsMetadata was given.");
     }
+    // Every JSON value is metadata: null, booleans, zero, empty strings, lists and objects of them.
+    const plainValues = { unset: null, yes: true, no: false, zero: 0, negative: -1.5, empty: "", list: [null, true, false, 0, "", [], {}], nested: { off: false, none: null } };
+    const plainText = await api.dumpsMetadata(plainValues);
+    if (typeof plainText !== "string" || !isDeepStrictEqual(JSON.parse(plainText), plainValues)) throw new Error(`dumpsMetadata(${show(plainValues)}) returned ${show(plainText)}; null, booleans, 0 and "" are JSON values and must be kept as written.`);
+    // Metadata is an object (loadsMetadata refuses anything else): refuse writing what could not be read back.
+    for (const notObject of [null, [], ["a"], "x", 5]) {
+      const problem = notSerdeError(api, await thrown(() => api.dumpsMetadata(notObject as never)));
+      if (problem) throw new Error(`dumpsMetadata(${show(notObject)}) must refuse with SerdeError (metadata is a JSON object), but ${problem}.`);
+    }
     for (const text of ["{not json", "[1, 2]", '"a string"', "null"]) {
-      const error = await thrown(() => api.loadsMetadata(text));
-      if (!(error instanceof api.SerdeError)) throw new Error(`loadsMetadata(${show(text)}) must throw SerdeError (metadata is a JSON object); got ${show(error)}.`);
+      const problem = notSerdeError(api, await thrown(() => api.loadsMetadata(text)));
+      if (problem) throw new Error(`loadsMetadata(${show(text)}) must throw SerdeError (metadata is a JSON object), but ${problem}.`);
     }
     // JSON.stringify would turn these into a string, {}, a TypeError, nothing, and null: a query on them would silently miss.
-    for (const metadata of [{ at: new Date(0) }, { seen: new Map([["a", 1]]) }, { big: 1n }, { nested: { gone: undefined } }, { score: Number.NaN }, { list: [new Set([1])] }]) {
-      const error = await thrown(() => api.dumpsMetadata(metadata));
-      if (!(error instanceof api.SerdeError)) throw new Error(`dumpsMetadata(${show(metadata)}) must refuse with SerdeError (metadata is plain JSON, and JSON cannot hold it); got ${error === undefined ? "a result" : show(error)}.`);
+    for (const metadata of [{ at: new Date(0) }, { seen: new Map([["a", 1]]) }, { big: 1n }, { nested: { gone: undefined } }, { score: Number.NaN }, { limit: Infinity }, { list: [new Set([1])] }]) {
+      const problem = notSerdeError(api, await thrown(() => api.dumpsMetadata(metadata)));
+      if (problem) throw new Error(`dumpsMetadata(${show(metadata)}) must refuse with SerdeError (metadata is plain JSON, and JSON cannot hold it), but ${problem}.`);
     }
   },
 );
@@ -192,7 +201,7 @@ grader.excellence(
     const when = Date.UTC(2025, 0, 2, 3, 4, 5);
     const invalid = await api.loadsTyped(dumpsV1({ invalid: new Date(Number.NaN) }));
     if (!((invalid as { invalid?: unknown })?.invalid instanceof Date) || !Number.isNaN((invalid as { invalid: Date }).invalid.getTime())) throw new Error(`A version-1 body holding an invalid Date (v: null) loaded as ${show(invalid)}.`);
-    const values = [new Date(when), { at: new Date(when), tags: new Set(["a"]), scores: new Map([[1, 2n]]), raw: new Uint8Array([9]), gone: undefined }, checkpointLike(random)];
+    const values = [new Date(when), { at: new Date(when), tags: new Set(["a"]), scores: new Map([[1, 2n]]), raw: new Uint8Array([9]), gone: undefined }, { none: null, list: [null, 1, [null]], nested: { empty: null } }, checkpointLike(random)];
     for (const value of values) {
       for (const gzip of [false, true]) {
         const typed = dumpsV1(value, { gzip });
@@ -220,18 +229,24 @@ grader.excellence(
     const shapes: Array<[string, unknown]> = [
       ["a special number that is not one of the four", { $t: "num", v: "NaM" }],
       ["a special number that is a number", { $t: "num", v: 5 }],
+      ["a special number that is a list", { $t: "num", v: ["NaN"] }],
       ["a bigint that is not an integer", { $t: "bigint", v: "1.5e3" }],
       ["a bigint that is a number", { $t: "bigint", v: 12 }],
       ["a date that is a string", { $t: "date", v: "not a date" }],
       ["a date that is an object", { $t: "date", v: { ms: 1 } }],
+      ["a date that is an ISO string (version 1 wrote epoch milliseconds)", { $t: "date", v: "2020-01-01T00:00:00.000Z" }],
+      ["a date out of the Date range", { $t: "date", v: 1e300 }],
       ["bytes that are not base64", { $t: "u8", v: "!!not base64!!" }],
       ["bytes that are a list", { $t: "u8", v: [1, 2] }],
+      ["bytes that are a number", { $t: "u8", v: 1234 }],
       ["a map that is not a list", { $t: "map", v: { a: 1 } }],
       ["a map whose entries are not pairs", { $t: "map", v: [[1, 2, 3]] }],
       ["a map whose entry is not a list", { $t: "map", v: [5] }],
+      ["a map whose entry is a two-character string", { $t: "map", v: ["ab"] }],
       ["a set that is not a list", { $t: "set", v: "abc" }],
       ["an escaped object that is not a list of pairs", { $t: "obj", v: { a: 1 } }],
       ["an escaped object with a non-string key", { $t: "obj", v: [[1, 2]] }],
+      ["an escaped object with one non-string key among string keys", { $t: "obj", v: [["$t", 1], [2, 3]] }],
       ["a hole outside an array", { $t: "hole" }],
       ["an unknown kind", { $t: "wat", v: 1 }],
       ["a kind that is not a string", { $t: 5, v: 1 }],
@@ -243,6 +258,44 @@ grader.excellence(
       const body = v1Body(raw ? undefined : { value: tree }, raw);
       expectSerdeError(api, await thrown(() => api.loadsTyped(["ck", body])), `a version-1 body holding ${what} (${show(tree)})`, ["MALFORMED"]);
     }
+  },
+);
+
+grader.excellence(
+  "headers the checksum cannot vouch for are checked too: a wrong magic, unknown flag bits, a gzip flag that contradicts the tag, and arguments that are not a [typeTag, bytes] pair raise SerdeError",
+  { hint: "A forger (or a bug) can recompute the CRC: still check the magic, refuse every flag bit but bit 0, and refuse a body whose flag bit 0 disagrees with its tag (ck / ck+gzip). Check that loadsTyped was given a [string, Uint8Array] pair before you read it.", section: "failing-loudly-on-bad-input", weight: 1 },
+  async (api) => {
+    const value = { at: new Date(0), n: 7n, s: "hi", note: "z".repeat(64) };
+    const [tag, plain] = await dumped(api, value);
+    const [gzTag, gz] = await dumped((await api.createSerde({ compressAbove: 1 })) as SerdeLike, value);
+    if (tag !== "ck" || gzTag !== "ck+gzip") throw new Error(`A small body must be written as "ck" and one above compressAbove as "ck+gzip"; got "${tag}" and "${gzTag}".`);
+    const forged: Array<[string, readonly [string, Uint8Array]]> = [
+      ['your bytes with the magic changed to "cj" (checksum recomputed)', [tag, reseal(plain, { magic: [0x63, 0x6a] })]],
+      ['your bytes with the magic changed to "CK" (checksum recomputed)', [tag, reseal(plain, { magic: [0x43, 0x4b] })]],
+      ['your gzipped bytes with the magic changed to "kc" (checksum recomputed)', [gzTag, reseal(gz, { magic: [0x6b, 0x63] })]],
+      ['your plain body flagged as gzipped (flag bit 0 set) under the tag "ck"', [tag, reseal(plain, { flags: 1 })]],
+      ['your gzipped body (flag bit 0 set) under the tag "ck"', [tag, gz]],
+      ['your gzipped body with flag bit 0 cleared, under the tag "ck+gzip"', [gzTag, reseal(gz, { flags: 0 })]],
+      ['your plain body (flag bit 0 clear) under the tag "ck+gzip"', [gzTag, plain]],
+    ];
+    for (let bit = 1; bit < 8; bit++) {
+      forged.push([`your bytes with unknown flag bit ${bit} set (checksum recomputed)`, [tag, reseal(plain, { flags: plain[3]! | (1 << bit) })]]);
+      forged.push([`your gzipped bytes with unknown flag bit ${bit} set (checksum recomputed)`, [gzTag, reseal(gz, { flags: gz[3]! | (1 << bit) })]]);
+    }
+    for (const [what, typed] of forged) expectSerdeError(api, await thrown(() => api.loadsTyped(typed)), what);
+    // A gzip flag and tag over a body that does not inflate: broken data, not a body too large.
+    for (const [what, body] of [["a body that is not gzip data", plain.subarray(8)], ["a gzip stream cut in half", gz.subarray(8, 8 + Math.floor((gz.length - 8) / 2))]] as const) {
+      expectSerdeError(api, await thrown(() => api.loadsTyped([gzTag, reseal(gz, { body })])), `${what}, flagged and tagged as gzipped (checksum recomputed)`, ["MALFORMED", "CHECKSUM"]);
+    }
+    const notPairs: Array<[string, unknown]> = [
+      ["null", null],
+      ['a bare string ("ck")', "ck"],
+      ["an empty array", []],
+      ['a one-element array (["ck"])', ["ck"]],
+      ['a pair whose bytes are a string (["ck", "not bytes"])', ["ck", "not bytes"]],
+      ['a pair whose bytes are missing (["ck", null])', ["ck", null]],
+    ];
+    for (const [what, typed] of notPairs) expectSerdeError(api, await thrown(() => api.loadsTyped(typed as never)), `${what} instead of a [typeTag, bytes] pair`);
   },
 );
 
@@ -268,6 +321,8 @@ grader.excellence(
       }
       // A version-1 body naming a class that is not registered.
       expectSerdeError(api, await thrown(() => readerSerde.loadsTyped(["ck", v1Body({ $t: "custom", name: "Dangerous", v: {} })])), '{ $t: "custom", name: "Dangerous" }, a name that is not registered', ["UNKNOWN_TYPE"]);
+      // A registered name whose data its decode cannot take (Money's decode reads data.cents of null): still a SerdeError, never the type's TypeError or a value.
+      expectSerdeError(api, await thrown(() => readerSerde.loadsTyped(["ck", v1Body({ $t: "custom", name: "money", v: null })])), '{ $t: "custom", name: "money", v: null }, data the registered type\'s decode throws on');
       // Your own bytes with a registered name swapped for a global class name of the same length, resealed.
       const [decoyTag, decoy] = await dumped(writer, { c: await f.coupon("SPRING") });
       const at = Buffer.from(decoy).indexOf("Dangerou5", 8, "utf8");
@@ -303,6 +358,10 @@ grader.excellence(
       const probe = (await roundTrip(side, { probe: {} })) as { probe: Record<string, unknown> };
       if (probe.probe.polluted !== undefined || probe.probe.polluted2 !== undefined || probe.probe.polluted3 !== undefined) throw new Error("Decoding a payload with __proto__ keys polluted Object.prototype.");
     }
+    // What loadsTyped returns is the caller's to change: its keys can be reassigned, deleted and added to (plain data, not frozen or read-only).
+    const f = await check.fixture<LearnerFixture>("serde");
+    const edited = await f.editLoaded(api.dumpsTyped, api.loadsTyped);
+    if (edited) throw new Error(`A loaded object could not be changed like the plain object it was: ${edited}. Define decoded properties as ordinary data (writable, enumerable, configurable).`);
     for (const [what, got] of [["round trip", back], ["version-1 body", fromV1]] as const) {
       if (Object.getPrototypeOf(got) !== Object.prototype || !Object.hasOwn(got as object, "__proto__")) throw new Error(`After a ${what}, the "__proto__" key must be an own data property of a plain object; got ${show(got)}.`);
       if (!isDeepStrictEqual(got, hostile)) throw new Error(`The payload came back changed after a ${what}: ${show(got)}.`);
@@ -325,6 +384,15 @@ grader.excellence(
     if (tag !== "ck+gzip" || smallTag === tag) throw new Error(`The compressed body's tag is "${tag}" and a small body's "${smallTag}"; the contract's tags are "ck" and "ck+gzip".`);
     if ((bytes[3]! & 1) !== 1 || (small[3]! & 1) !== 0) throw new Error(`Header flag bit 0 must be set exactly when the body is gzipped (flags ${bytes[3]} compressed, ${small[3]} not).`);
     if (!isDeepStrictEqual(await fresh.loadsTyped([tag, bytes]), state)) throw new Error("The compressed state did not load back equal in another process.");
+    // "Above which": measure your own body (B bytes, never compressed), then a body of exactly compressAbove bytes stays plain and one byte more is gzipped.
+    const sample = { note: "x".repeat(300), at: new Date(0) };
+    const [, measured] = await dumped((await api.createSerde({ compressAbove: 1e9 })) as SerdeLike, sample);
+    const size = measured.length - 8;
+    const [atTag, atBytes] = await dumped((await api.createSerde({ compressAbove: size })) as SerdeLike, sample);
+    if (atTag !== "ck" || (atBytes[3]! & 1) !== 0) throw new Error(`Your body for ${show(sample)} is ${size} bytes; with compressAbove: ${size} it must stay plain (only a body above compressAbove is gzipped), but it was written with tag "${atTag}" and flags ${atBytes[3]}.`);
+    const [overTag, overBytes] = await dumped((await api.createSerde({ compressAbove: size - 1 })) as SerdeLike, sample);
+    if (overTag !== "ck+gzip" || (overBytes[3]! & 1) !== 1) throw new Error(`Your body for ${show(sample)} is ${size} bytes; with compressAbove: ${size - 1} it is above the threshold and must be gzipped, but it was written with tag "${overTag}" and flags ${overBytes[3]}.`);
+    if (!isDeepStrictEqual(await fresh.loadsTyped([overTag, overBytes]), sample)) throw new Error("A body gzipped just above compressAbove did not load back equal in another process.");
   },
 );
 
@@ -349,6 +417,21 @@ grader.excellence(
       const back = await serde.loadsTyped([fitsTag, fitsBytes]);
       baseline = Math.min(baseline, performance.now() - started);
       if (!isDeepStrictEqual(back, fits)) throw new Error("With maxDecodedBytes of 1 MiB, a 900 KB state must still round-trip.");
+    }
+    // The limit is the largest body accepted: a body of exactly maxDecodedBytes (your own, measured plain) loads, one byte more is TOO_LARGE, plain or gzipped.
+    const edge = { note: "y".repeat(400), n: 1n };
+    const [edgeTag, edgePlain] = await dumped((await api.createSerde({ compressAbove: 1e9 })) as SerdeLike, edge);
+    const size = edgePlain.length - 8;
+    const [edgeGzTag, edgeGz] = await dumped((await api.createSerde({ compressAbove: 1 })) as SerdeLike, edge);
+    for (const [what, typed] of [["plain", [edgeTag, edgePlain]], ["gzipped", [edgeGzTag, edgeGz]]] as const) {
+      const exact = (await api.createSerde({ maxDecodedBytes: size })) as SerdeLike;
+      const loaded = await thrown(async () => {
+        const back = await exact.loadsTyped(typed);
+        if (!isDeepStrictEqual(back, edge)) throw new Error(`it loaded as ${show(back)}`);
+      });
+      if (loaded !== undefined) throw new Error(`Your ${what} body of ${size} bytes (decoded) must load with maxDecodedBytes: ${size}, the largest body accepted: ${show(loaded)}.`);
+      const under = (await api.createSerde({ maxDecodedBytes: size - 1 })) as SerdeLike;
+      expectSerdeError(api, await thrown(() => under.loadsTyped(typed)), `your ${what} body of ${size} bytes (decoded) under maxDecodedBytes: ${size - 1}`, ["TOO_LARGE"]);
     }
     const plainTooBig = await thrown(() => serde.loadsTyped(["ck", reseal(fitsBytes, { flags: 0, body: Buffer.alloc(limit + 1024, 0x20) })]));
     expectSerdeError(api, plainTooBig, "an uncompressed body over maxDecodedBytes", ["TOO_LARGE"]);

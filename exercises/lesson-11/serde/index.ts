@@ -38,7 +38,9 @@
  * UNSUPPORTED_VERSION and a message naming that version ("format version 9 ..."); bytes that
  * fail the checksum are CHECKSUM; an unknown tag is UNKNOWN_TAG; a body past maxDecodedBytes
  * (after inflating, and checked while inflating) is TOO_LARGE; an unregistered name in a
- * payload is UNKNOWN_TYPE; a value that cannot be stored is UNSUPPORTED_VALUE.
+ * payload is UNKNOWN_TYPE; a value that cannot be stored is UNSUPPORTED_VALUE; a value that
+ * contains itself is CYCLE (one that holds the same object twice is no cycle: it round-trips);
+ * a value nested deeper than your depth bound is TOO_DEEP.
  *
  * What the grader checks, in order (each failure names the lesson section to read):
  * - core: JSON values round-trip, read back by another process; the tag is a string, the

@@ -1,5 +1,6 @@
 /** Inputs and helpers for the serde grader: seeded values, forged bodies, corruptions. */
 import { inspect } from "node:util";
+import { crc32 } from "node:zlib";
 import { seal } from "./legacy-v1.ts";
 import fc from "fast-check";
 import type * as Reference from "../../../solutions/lesson-11/serde/index.ts";
@@ -24,12 +25,27 @@ export async function thrown(action: () => unknown): Promise<unknown> {
 export const CODES = ["BAD_OPTIONS", "UNKNOWN_TAG", "MALFORMED", "CHECKSUM", "UNSUPPORTED_VERSION", "TOO_LARGE", "UNSUPPORTED_VALUE", "UNKNOWN_TYPE", "CYCLE", "TOO_DEEP"] as const;
 export type Code = (typeof CODES)[number];
 
+/** Why `error` is not the learner's SerdeError with one of `codes` and a message that says something, or undefined when it is. */
+export function notSerdeError(api: SerdeApi, error: unknown, codes: readonly string[] = CODES): string | undefined {
+  if (error === undefined) return "it returned instead of throwing";
+  if (!(error instanceof api.SerdeError)) return `it threw ${show(error)}, not your SerdeError`;
+  const code = (error as { code?: unknown }).code;
+  if (!codes.includes(code as string)) return `its SerdeError has code ${show(code)}; expected ${codes.length === 1 ? codes[0] : `one of ${codes.join(", ")}`} (the codes are listed in the contract)`;
+  if (typeof error.message !== "string" || error.message.length < 10) return `its SerdeError's message ${show(error.message)} does not say what was wrong`;
+  return undefined;
+}
+
 /**
  * The same bytes with header fields or the body replaced, and the checksum recomputed as the
  * contract defines it (CRC-32 of header bytes 0-3 followed by the stored body).
  */
-export function reseal(bytes: Uint8Array, change: { version?: number; flags?: number; body?: Uint8Array }): Uint8Array {
-  return seal(change.version ?? bytes[2]!, change.flags ?? bytes[3]!, change.body ?? bytes.subarray(8));
+export function reseal(bytes: Uint8Array, change: { magic?: readonly [number, number]; version?: number; flags?: number; body?: Uint8Array }): Uint8Array {
+  const out = seal(change.version ?? bytes[2]!, change.flags ?? bytes[3]!, change.body ?? bytes.subarray(8));
+  if (change.magic) {
+    out.set(change.magic, 0);
+    new DataView(out.buffer).setUint32(4, crc32(out.subarray(8), crc32(out.subarray(0, 4))));
+  }
+  return out;
 }
 
 /** A version-1 body holding the given tagged tree (or raw bytes), as last year's release would have sealed it. */

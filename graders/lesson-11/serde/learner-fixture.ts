@@ -11,6 +11,7 @@
  * - Values nested deeper than the channel between the processes can carry (its encoder
  *   recurses) are built, dumped and measured here.
  */
+import { isDeepStrictEqual } from "node:util";
 
 export class Money {
   constructor(
@@ -147,6 +148,44 @@ export async function roundTripArrayChain(dumps: Dumps, loads: Loads, levels: nu
   } catch (error) {
     return { error, stage: "load" };
   }
+}
+
+/**
+ * Dumps and loads a value that holds the same object, Map and Date more than once without a
+ * cycle (built here: the sharing would not survive the channel). Reports whether it came back
+ * deep-equal, or the error.
+ */
+export async function roundTripShared(dumps: Dumps, loads: Loads): Promise<{ same?: boolean; error?: unknown }> {
+  const when = new Date(0);
+  const shared = { list: [1, 2], when };
+  const map = new Map([["k", shared]]);
+  const value = { a: shared, b: shared, c: [shared, map, map, when], d: new Set([shared]), e: { again: shared } };
+  try {
+    return { same: isDeepStrictEqual(await loads(await dumps(value)), value) };
+  } catch (error) {
+    return { error };
+  }
+}
+
+/**
+ * Dumps a value, loads it and changes what came back as a caller would, in strict mode (a
+ * read-only or non-configurable property throws): undefined when every change took, or what failed.
+ */
+export async function editLoaded(dumps: Dumps, loads: Loads): Promise<string | undefined> {
+  const back = (await loads(await dumps({ count: 1, gone: "x", nested: { step: 1 }, escaped: { $t: "looks tagged", n: 1 } }))) as Record<string, any>;
+  try {
+    back.count = 2;
+    delete back.gone;
+    back.nested.step = 2;
+    delete back.nested.step;
+    back.escaped.n = 2;
+    delete back.escaped.$t;
+    back.added = true;
+  } catch (error) {
+    return String(error);
+  }
+  const expected = { count: 2, nested: {}, escaped: { n: 2 }, added: true };
+  return isDeepStrictEqual(back, expected) ? undefined : `after the changes it is ${JSON.stringify(back)}`;
 }
 
 /** Loads stored bytes and reports the depth of the array chain they decode to (too deep to cross back), or the error. */

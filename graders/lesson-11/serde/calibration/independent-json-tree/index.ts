@@ -147,7 +147,12 @@ class Codec {
       case "custom": {
         const type = this.types.find((t) => t.name === node.name);
         if (!type) throw new SerdeError("UNKNOWN_TYPE", `type ${JSON.stringify(node.name)} is not registered`);
-        return type.decode(sub(v as Tree));
+        const data = sub(v as Tree);
+        try {
+          return type.decode(data);
+        } catch (error) {
+          throw bad(`data the registered type ${JSON.stringify(type.name)} cannot decode (${(error as Error).message})`);
+        }
       }
       default:
         throw bad(`unknown kind ${JSON.stringify(node.$t)}`);
@@ -202,7 +207,12 @@ class Codec {
 function upgradeV1(node: Tree): Tree {
   if (Array.isArray(node)) return node.map(upgradeV1);
   if (node === null || typeof node !== "object") return node;
-  if (node.$t === "date" && typeof node.v === "number") return { $t: "date", v: new Date(node.v).toISOString() };
+  if (node.$t === "date") {
+    if (node.v === null) return node;
+    const time = typeof node.v === "number" ? new Date(node.v).getTime() : Number.NaN;
+    if (Number.isNaN(time)) throw bad("a version-1 date that is not epoch milliseconds");
+    return { $t: "date", v: new Date(time).toISOString() };
+  }
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(node)) own(out, k, upgradeV1(node[k]!));
   return out as Tree;

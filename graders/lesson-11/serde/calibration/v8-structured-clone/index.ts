@@ -98,7 +98,12 @@ export function createSerde(options: { types?: Registered[]; compressAbove?: num
         if (items.length !== 3 || typeof name !== "string") throw malformed("a custom value marker of the wrong shape");
         const type = byName.get(name);
         if (!type) throw fail("UNKNOWN_TYPE", `type "${name}" is not registered; refusing to build it`);
-        return type.decode(restore(data, depth + 1));
+        const decoded = restore(data, depth + 1);
+        try {
+          return type.decode(decoded);
+        } catch (error) {
+          throw malformed(`data the registered type "${name}" cannot decode (${(error as Error).message})`);
+        }
       }
       const out = new Array(items.length);
       for (const key of Object.keys(items)) out[Number(key)] = restore(items[Number(key)], depth + 1);
@@ -146,7 +151,7 @@ export function createSerde(options: { types?: Registered[]; compressAbove?: num
         throw malformed("a bigint that is not a decimal integer string");
       case "date":
         if (v === null) return new Date(Number.NaN);
-        if (typeof v === "number" && Number.isFinite(v)) return new Date(v);
+        if (typeof v === "number" && !Number.isNaN(new Date(v).getTime())) return new Date(v);
         throw malformed("a version-1 date that is not epoch milliseconds");
       case "u8":
         if (typeof v === "string" && /^[A-Za-z0-9+/]*={0,2}$/.test(v) && v.length % 4 === 0) return new Uint8Array(Buffer.from(v, "base64"));
@@ -166,7 +171,12 @@ export function createSerde(options: { types?: Registered[]; compressAbove?: num
       case "custom": {
         const type = typeof record.name === "string" ? byName.get(record.name) : undefined;
         if (!type) throw fail("UNKNOWN_TYPE", `type ${JSON.stringify(record.name)} is not registered; refusing to build it`);
-        return type.decode(sub(v));
+        const data = sub(v);
+        try {
+          return type.decode(data);
+        } catch (error) {
+          throw malformed(`data the registered type "${type.name}" cannot decode (${(error as Error).message})`);
+        }
       }
       default:
         throw malformed(`an unknown tagged kind ${JSON.stringify(record.$t)}`);
