@@ -294,6 +294,7 @@ grader.excellence(
       ['a one-element array (["ck"])', ["ck"]],
       ['a pair whose bytes are a string (["ck", "not bytes"])', ["ck", "not bytes"]],
       ['a pair whose bytes are missing (["ck", null])', ["ck", null]],
+      ["a pair whose bytes are a plain array of your bytes' numbers", [tag, Array.from(plain)]],
     ];
     for (const [what, typed] of notPairs) expectSerdeError(api, await thrown(() => api.loadsTyped(typed as never)), `${what} instead of a [typeTag, bytes] pair`);
   },
