@@ -86,6 +86,9 @@ type ChannelSources = Record<string, [version: string, checkpointId: string]>;
 /** Distinct list() statement shapes kept prepared; more than this and the oldest is dropped. */
 const LIST_STATEMENT_CACHE = 64;
 
+/** Threads whose last put's channels are remembered (see SqliteSaver.lastPut). */
+const LAST_PUT_CACHE = 1024;
+
 /**
  * Checkpoints in a SQLite file through better-sqlite3. WAL lets readers work
  * while a writer commits; busy_timeout makes a second connection wait for the
@@ -108,6 +111,12 @@ export class SqliteSaver implements CheckpointSaver {
   private readonly listStatements = new Map<string, Database.Statement>();
   /** A task's writes in one transaction, built once (db.transaction() wraps a function; wrapping per call costs). */
   private readonly insertWrites: Database.Transaction<(rows: unknown[][]) => void>;
+  /**
+   * The `channels` of the last checkpoint this saver put on each thread and namespace. A put's parent is
+   * nearly always the previous put (that is how a run goes), so put() need not read the parent's row back.
+   * Safe because a checkpoint id names one checkpoint for good; deleteThread() forgets the thread.
+   */
+  private readonly lastPut = new Map<string, { checkpointId: string; channels: ChannelSources }>();
 
   constructor(database: string | Database.Database, options: { serde?: SerializerProtocol; busyTimeoutMs?: number } = {}) {
     this.db = typeof database === "string" ? new Database(database) : database;
@@ -158,9 +167,9 @@ export class SqliteSaver implements CheckpointSaver {
     // An unchanged channel's value lives where the parent's row says, if the parent has that very
     // version; otherwise nobody stored it and the channel has no value (as in every kit saver).
     const unchanged = Object.entries(checkpoint.channelVersions ?? {}).filter(([channel]) => !Object.hasOwn(channels, channel));
+    const threadKey = `${threadId}\u0000${checkpointNs}`;
     if (unchanged.length > 0 && parentId !== undefined) {
-      const parent = this.sql.channelsOf.get(threadId, checkpointNs, parentId) as { channels: string } | undefined;
-      const inherited = parent ? (JSON.parse(parent.channels) as ChannelSources) : {};
+      const inherited = this.parentChannels(threadKey, threadId, checkpointNs, parentId);
       for (const [channel, version] of unchanged) {
         if (inherited[channel]?.[0] === String(version)) channels[channel] = inherited[channel];
       }
@@ -170,6 +179,9 @@ export class SqliteSaver implements CheckpointSaver {
     // One statement, so no transaction needed: SQLite commits a single INSERT atomically.
     this.sql.putCheckpoint.run(threadId, checkpointNs, checkpoint.id, parentId ?? null, JSON.stringify(metadata), JSON.stringify(channels),
       sources.length > 0 ? JSON.stringify(sources) : null, type, toBuffer(bytes));
+    this.lastPut.delete(threadKey); // delete, then set: the Map's first key is the least recently written thread
+    this.lastPut.set(threadKey, { checkpointId: checkpoint.id, channels });
+    if (this.lastPut.size > LAST_PUT_CACHE) this.lastPut.delete(this.lastPut.keys().next().value!);
     return { threadId, checkpointNs, checkpointId: checkpoint.id };
   }
 
@@ -185,6 +197,7 @@ export class SqliteSaver implements CheckpointSaver {
   }
 
   async deleteThread(threadId: string): Promise<void> {
+    this.lastPut.clear();
     this.db.transaction(() => {
       for (const statement of this.sql.deleteThread) statement.run(threadId);
     })();
@@ -192,6 +205,14 @@ export class SqliteSaver implements CheckpointSaver {
 
   close(): void {
     this.db.close();
+  }
+
+  /** Where the parent's channels live: from lastPut when the parent is the thread's last put, else its row. */
+  private parentChannels(threadKey: string, threadId: string, checkpointNs: string, parentId: string): ChannelSources {
+    const last = this.lastPut.get(threadKey);
+    if (last?.checkpointId === parentId) return last.channels;
+    const parent = this.sql.channelsOf.get(threadId, checkpointNs, parentId) as { channels: string } | undefined;
+    return parent ? (JSON.parse(parent.channels) as ChannelSources) : {};
   }
 
   private listStatement(sql: string): Database.Statement {

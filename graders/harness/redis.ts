@@ -47,6 +47,8 @@ export interface TestRedis {
   readonly roundTrips: number;
   /** Learner connections opened so far. */
   readonly connections: number;
+  /** Learner connections open right now (e.g. to wait, after an outage, until the clients have reconnected). */
+  readonly liveConnections: number;
   resetCounters(): void;
   /** What to hand the learner's code: it arrives there as an ioredis client connected here. */
   endpoint(learner: LearnerProcess, options?: Record<string, unknown>): Promise<RedisEndpoint>;
@@ -62,6 +64,8 @@ export interface TestRedis {
 export interface TestRedisOptions {
   /** Mock only: each SCAN page after the first repeats the previous page's last key, as a real SCAN may during a rehash. */
   duplicateScanResults?: boolean;
+  /** A mock of its own even when REDIS_URL is set: for a check that needs a server holding nothing but its own keys. */
+  privateMock?: boolean;
 }
 
 type Reply = null | undefined | number | string | Buffer | Reply[] | Error | { [key: string]: Reply } | boolean;
@@ -107,7 +111,7 @@ let mockDatabaseCounter = 0;
 const HANDSHAKE = new Set(["CLIENT", "INFO", "SELECT", "AUTH", "HELLO", "READONLY"]);
 
 export async function createTestRedis(options: TestRedisOptions = {}): Promise<TestRedis> {
-  const url = process.env.REDIS_URL;
+  const url = options.privateMock ? undefined : process.env.REDIS_URL;
   const dir = mkdtempSync(join(servicesDir(), "r"));
   chmodSync(dir, 0o755);
   const socketPath = join(dir, "s");
@@ -360,6 +364,9 @@ export async function createTestRedis(options: TestRedisOptions = {}): Promise<T
     },
     get connections() {
       return connectionCount;
+    },
+    get liveConnections() {
+      return sockets.size;
     },
     resetCounters() {
       commands.length = 0;

@@ -91,7 +91,11 @@ async function main(): Promise<void> {
     ["site", () => optionalFigures("site/bench.ts", "benchSite")],
     [`SQLite saver, runtime vs LangGraph's official (median of ${rounds})`, () => optionalFigures("kit/bench/sqlite.ts", "benchSqlite")],
   ];
+  // `--only <word>`: only the sections whose title contains it (e.g. `npm run bench -- --only sqlite`).
+  const args = process.argv.slice(2);
+  const only = args.includes("--only") ? args[args.indexOf("--only") + 1]?.toLowerCase() : undefined;
   for (const [title, measure] of sections) {
+    if (only !== undefined && !title.toLowerCase().includes(only)) continue;
     const figures = await measure();
     if (figures.length === 0) continue;
     process.stdout.write(`\n${title}\n`);

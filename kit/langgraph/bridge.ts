@@ -58,20 +58,35 @@ export function toLangGraphConfig(config: RunnableConfig): LangGraphConfig {
  * kit's own validation answers for them (a put without a thread is refused).
  */
 export function toKitConfig(config: LangGraphConfig | undefined): Partial<RunnableConfig> {
-  const parsed = configurableSchema.safeParse(config?.configurable ?? {});
-  if (!parsed.success) {
-    throw new TypeError(
-      `A LangGraph config needs { configurable: { thread_id: string, checkpoint_ns?: string, checkpoint_id?: string } }: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}.`,
-    );
+  const configurable = (config?.configurable ?? {}) as Record<string, unknown>;
+  // Every saver call passes through here, so the well-formed case is checked by hand (a few typeofs);
+  // zod runs only on a config that fails them, to word the error.
+  if (!isWellFormedConfigurable(configurable)) {
+    const parsed = configurableSchema.safeParse(configurable);
+    const issues = parsed.success ? "not an object" : parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    throw new TypeError(`A LangGraph config needs { configurable: { thread_id: string, checkpoint_ns?: string, checkpoint_id?: string } }: ${issues}.`);
   }
-  const { thread_id, checkpoint_ns } = parsed.data;
+  const { thread_id, checkpoint_ns } = configurable;
   const checkpointId = config ? getCheckpointId(config) : undefined; // also reads LangGraph's legacy `thread_ts`
   return {
-    ...(thread_id !== undefined && { threadId: thread_id }),
+    ...(thread_id !== undefined && { threadId: String(thread_id) }),
     ...(checkpoint_ns !== undefined && { checkpointNs: checkpoint_ns }),
     ...(checkpointId && { checkpointId }),
   };
 }
+
+/** What configurableSchema accepts, as plain checks. */
+function isWellFormedConfigurable(c: Record<string, unknown>): c is { thread_id?: string | number; checkpoint_ns?: string; checkpoint_id?: string } {
+  return (
+    typeof c === "object" &&
+    c !== null &&
+    (c.thread_id === undefined || typeof c.thread_id === "string" || typeof c.thread_id === "number") &&
+    (c.checkpoint_ns === undefined || typeof c.checkpoint_ns === "string") &&
+    (c.checkpoint_id === undefined || typeof c.checkpoint_id === "string")
+  );
+}
+
+const SOURCES = new Set(metadataSchema.shape.source.options);
 
 export function toKitCheckpoint(checkpoint: LangGraphCheckpoint): Checkpoint {
   return {
@@ -120,13 +135,16 @@ class KitSaverBridge extends BaseCheckpointSaver<string> {
       ...(options.before !== undefined && { before: { checkpointId: toKitConfig(options.before).checkpointId } }),
       ...(options.filter !== undefined && { filter: options.filter }),
     };
-    for await (const tuple of this.saver.list(scope, kitOptions)) yield await this.toLangGraphTuple(tuple);
+    for await (const tuple of this.saver.list(scope, kitOptions)) yield this.toLangGraphTuple(tuple);
   }
 
   async put(config: LangGraphConfig, checkpoint: LangGraphCheckpoint, metadata: LangGraphMetadata, newVersions: ChannelVersions): Promise<LangGraphConfig> {
-    const parsed = metadataSchema.safeParse(metadata);
-    if (!parsed.success) throw new TypeError(`put() needs LangGraph metadata with source and step: ${parsed.error.issues.map((i) => i.message).join("; ")}.`);
-    const saved = await this.saver.put(toKitConfig(config) as RunnableConfig, toKitCheckpoint(checkpoint), parsed.data as CheckpointMetadata, newVersions);
+    // The same fast check first, zod only to word the error.
+    if (!(SOURCES.has(metadata?.source as never) && typeof metadata.step === "number")) {
+      const parsed = metadataSchema.safeParse(metadata);
+      throw new TypeError(`put() needs LangGraph metadata with source and step: ${parsed.success ? "malformed" : parsed.error.issues.map((i) => i.message).join("; ")}.`);
+    }
+    const saved = await this.saver.put(toKitConfig(config) as RunnableConfig, toKitCheckpoint(checkpoint), metadata as CheckpointMetadata, newVersions);
     return toLangGraphConfig(saved);
   }
 
@@ -139,16 +157,19 @@ class KitSaverBridge extends BaseCheckpointSaver<string> {
     await this.saver.deleteThread(threadId);
   }
 
-  private async toLangGraphTuple(tuple: CheckpointTuple): Promise<LangGraphTuple> {
+  /** Synchronous for today's checkpoints; a promise only when a legacy one needs its parent read (yield awaits it). */
+  private toLangGraphTuple(tuple: CheckpointTuple): LangGraphTuple | Promise<LangGraphTuple> {
     const checkpoint = toLangGraphCheckpoint(tuple.checkpoint);
-    if (checkpoint.v < 4 && tuple.parentConfig) await this.migratePendingSends(checkpoint, tuple.parentConfig);
-    return {
+    const result: LangGraphTuple = {
       config: toLangGraphConfig(tuple.config),
       checkpoint,
       metadata: tuple.metadata as LangGraphMetadata,
       ...(tuple.parentConfig && { parentConfig: toLangGraphConfig(tuple.parentConfig) }),
       pendingWrites: tuple.pendingWrites,
     };
+    // migratePendingSends rewrites `checkpoint` in place, so `result` carries the migrated channels.
+    if (checkpoint.v < 4 && tuple.parentConfig) return this.migratePendingSends(checkpoint, tuple.parentConfig).then(() => result);
+    return result;
   }
 
   /** LangGraph's legacy format: the parent's `__pregel_tasks` writes become this checkpoint's pending sends. */

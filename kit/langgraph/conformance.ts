@@ -47,6 +47,8 @@ const optionsSchema = z.object({
 });
 
 export type ConformanceOptions<S extends CheckpointSaver> = z.input<typeof optionsSchema> & {
+  /** Tests not to run, by their full name ("suite > ... > test"): neither run nor counted in the total. */
+  exclude?: (name: string) => boolean;
   /** Called with each saver the factory made, once the suite is done with it (close clients, remove files). */
   destroy?: (saver: S) => void | Promise<void>;
 };
@@ -80,6 +82,7 @@ export async function runConformance<S extends CheckpointSaver>(factory: () => S
   );
   const result: ConformanceResult = { passed: 0, failed: 0, skipped: 0, total: 0, failures: [] };
   try {
+    if (options.exclude) prune(root, [], options.exclude);
     await runSuite(root, [], [], result, timeoutMs);
   } finally {
     release();
@@ -203,6 +206,18 @@ async function withTimeout(fn: Fn, ms: number, what: string): Promise<void> {
 
 function message(error: unknown): string {
   return error instanceof Error ? error.message.split("\n").slice(0, 6).join("\n") : String(error);
+}
+
+/** Drops the excluded tests (a suite left without tests keeps its hooks, which then run for nothing). */
+function prune(suite: Suite, path: string[], exclude: (name: string) => boolean): void {
+  const here = suite.name === "" ? path : [...path, suite.name];
+  suite.children = suite.children.filter((child) => {
+    if (child.kind === "suite") {
+      prune(child, here, exclude);
+      return countTests(child) > 0;
+    }
+    return !exclude([...here, child.name].join(" > "));
+  });
 }
 
 function countTests(suite: Suite): number {
