@@ -507,17 +507,16 @@ grader.excellence(
   { hint: "Catch store errors (not this unit's errors) in ResilientStore, write to the in-memory fallback with the same compare-and-set rules, return degraded: true, and in reconcile() restore a thread only if the primary version has not moved past the one the fallback started from; list restored and kept threads in the report.", section: "degrading-when-redis-fails", weight: 2, timeout: 20_000 },
   async (api, check) => {
     await withRedis(async (redis) => {
-      const ourClient = await clientFor(redis, check.learner, SURVIVES_OUTAGE);
-      const resilient = await new api.ResilientStore<Counter>((await new api.RedisVersionedStore<Counter>(ourClient)) as never, { probeIntervalMs: 60_000 });
+      const resilient = await new api.ResilientStore<Counter>((await redisStore(redis, undefined, SURVIVES_OUTAGE)(api, check.learner)) as never, { probeIntervalMs: 60_000 });
       const other = await check.spawn();
-      const otherClient = await clientFor(redis, other.learner, SURVIVES_OUTAGE);
-      const otherInstance = (await new other.api.RedisVersionedStore<Counter>(otherClient)) as unknown as Store;
+      const otherInstance = await redisStore(redis, undefined, SURVIVES_OUTAGE)(other.api, other.learner);
       const [ours, shared, fresh] = [opaqueId(), opaqueId(), opaqueId()];
 
       const healthy = await resilient.put(ours, { count: 1, writer: "us" }, 0);
       await resilient.put(shared, { count: 1, writer: "us" }, 0);
       if (healthy.degraded !== false || healthy.version !== 1) throw new Error(`A healthy put returned ${JSON.stringify(healthy)}; expected { version: 1, degraded: false }.`);
 
+      const connectionsBefore = redis.liveConnections;
       redis.setOutage(true);
       const read = await resilient.get(ours).then(
         (value) => ({ value }),
@@ -538,7 +537,7 @@ grader.excellence(
       if (!(conflict instanceof api.VersionConflictError)) throw new Error(`While degraded, a put with a stale expectedVersion returned ${conflict instanceof Error ? describe(conflict) : JSON.stringify(conflict)}; the fallback must keep compare-and-set and throw VersionConflictError.`);
 
       redis.setOutage(false);
-      await Promise.all([reconnected(ourClient), reconnected(otherClient)]);
+      await reconnected(redis, connectionsBefore, 5_000 * check.slowness);
       // Before this instance reconciles, another one (which reached Redis first) moves `shared` on.
       await otherInstance.put(shared, { count: 5, writer: "other instance" }, 1);
       const report = await resilient.reconcile();

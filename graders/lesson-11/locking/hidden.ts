@@ -138,16 +138,16 @@ export function registerHiddenChecks(grader: Grader<LockingApi>): void {
         const fixture = await check.fixture<Fixture>("writers");
         const clock = await fixture.clock();
         // A few retries per request: a reconnect attempt made during the outage may fail just after it (see SURVIVES_OUTAGE).
-        const client = await clientFor(redis, check.learner, { maxRetriesPerRequest: 4 });
-        const primary = await new api.RedisVersionedStore<Counter>(client);
+        const primary = await new api.RedisVersionedStore<Counter>(await clientFor(redis, check.learner, { maxRetriesPerRequest: 4 }));
         const resilient = await new api.ResilientStore<Counter>(primary as never, { probeIntervalMs: 1_000, now: clock.now });
         const threadId = opaqueId();
         await resilient.put(threadId, { count: 1, writer: "healthy" }, 0);
+        const connectionsBefore = redis.liveConnections;
         redis.setOutage(true);
         const degraded = await resilient.put(threadId, { count: 2, writer: "degraded" }, 1).catch((error: unknown) => error);
         if (degraded instanceof Error || (degraded as { degraded?: boolean }).degraded !== true) throw new Error(`A put during the outage returned ${degraded instanceof Error ? describe(degraded) : JSON.stringify(degraded)}; expected degraded: true.`);
         redis.setOutage(false);
-        await reconnected(client);
+        await reconnected(redis, connectionsBefore, 5_000 * check.slowness);
         await clock.advance(1_500);
         const back = await resilient.get(threadId);
         if (back?.degraded !== false || back.state.writer !== "degraded") {
