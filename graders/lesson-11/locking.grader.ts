@@ -228,8 +228,9 @@ grader.core(
     const baseDelayMs = 8;
     const runs: number[][] = [];
     for (let run = 0; run < 20; run++) {
-      const { outcome, delays } = await retryAgainstConflicts(api, check, { maxAttempts, baseDelayMs, maxDelayMs: 10_000, injectSleep: true });
+      const { outcome, delays, putsWhileSleeping } = await retryAgainstConflicts(api, check, { maxAttempts, baseDelayMs, maxDelayMs: 10_000, injectSleep: true });
       if (outcome === "unbounded") throw new Error(`updateWithRetry with maxAttempts ${maxAttempts} kept retrying past 50 puts, so its backoff cannot be judged; bound the retries first.`);
+      if (putsWhileSleeping > 0) throw new Error(`updateWithRetry called put ${putsWhileSleeping} time(s) while the options.sleep it had asked for was still pending: await the sleep before the next attempt, or the backoff is only asked for, never waited.`);
       runs.push(delays);
     }
     const odd = runs.find((delays) => delays.length !== maxAttempts - 1);

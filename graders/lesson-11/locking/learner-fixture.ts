@@ -103,18 +103,28 @@ export function conflictingStore(Conflict: new (threadId: string, expected: numb
   let puts = 0;
   const delays: number[] = [];
   const tokens: Array<number | undefined> = [];
+  // A sleep takes real time (a timer, however short), and a put while one is still pending means
+  // the retry loop did not wait for it: a backoff that is asked for but never waited.
+  let sleeping = 0;
+  let putsWhileSleeping = 0;
   let trip!: () => void;
   const tripped = new Promise<void>((resolve) => (trip = resolve));
   return {
     get: async () => (puts >= cap ? new Promise<never>(() => {}) : { state: { count: puts, writer: "other" }, version: 10 + puts }),
     put: async (threadId: string, _state: unknown, expectedVersion: number, options?: { fencingToken?: number }) => {
       tokens.push(options?.fencingToken);
+      if (sleeping > 0) putsWhileSleeping++;
       if (++puts >= cap) trip();
       throw new Conflict(threadId, expectedVersion, expectedVersion + 1);
     },
-    sleep: async (ms: number) => void delays.push(ms),
+    sleep: async (ms: number) => {
+      delays.push(ms);
+      sleeping++;
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      sleeping--;
+    },
     tripped: () => tripped,
-    stats: () => ({ puts, delays: [...delays], tokens: [...tokens] }),
+    stats: () => ({ puts, delays: [...delays], tokens: [...tokens], putsWhileSleeping }),
   };
 }
 
