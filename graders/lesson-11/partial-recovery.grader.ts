@@ -392,6 +392,29 @@ grader.excellence(
     const refunds = saga.world.ledger.executed("refunds").map((call) => call.about);
     if (charges.length !== 2) fail(`The fork from before the charge executed ${charges.length} charge(s) in all; the original branch charged once and the fork, a branch of its own, once more.`);
     if (!refunds.includes(`refund ${charges[1]!.key}`)) fail(`After the fork's ship failed, the refunds executed were ${show(refunds)}; the fork's own charge (key ${charges[1]!.key}) must be refunded.`);
+    // A fork that fails while the original branch completed: the fork's timeline is the shared history up to the fork
+    // point (the reservation) and what the fork itself ran (its charge), never the original branch's own effects after
+    // the fork point. Collecting every write along the ancestry reaches the original's charge (its task hangs off the
+    // checkpoint the fork starts from) and refunds a completed order's payment; above, the original had already
+    // been refunded, which hid it.
+    const completed = newCase(check, "saga", orderInput());
+    completed.world.carrierAccepts = true;
+    const done = resultOf(await runThread(proc, completed), "The saga workflow with a carrier that accepts the parcel did not finish:");
+    if (done.status !== "completed") fail(`With a carrier that accepts the parcel, the saga workflow ended with status ${show(done.status)}; expected "completed".`);
+    const forkFrom = await withStore(completed.file, async (sv) => (await chainFrom(sv, { threadId: completed.world.threadId, checkpointId: done.checkpointId })).find((t) => isDeepStrictEqual(t.checkpoint.next, ["charge"])));
+    if (!forkFrom) return fail('The completed saga thread has no checkpoint with next = ["charge"] to fork from.');
+    completed.world.carrierAccepts = false;
+    const failedFork = resultOf(await runThread(proc, { ...completed, input: undefined }, { checkpointId: forkFrom.config.checkpointId }), "A fork of the completed saga from before the charge did not finish:");
+    if (failedFork.status !== "compensated") fail(`A fork of the completed saga whose ship fails ended with status ${show(failedFork.status)}; expected "compensated".`);
+    const ledger2 = completed.world.ledger;
+    const [originalCharge, forkCharge] = ledger2.executed("payments");
+    const [reservation] = ledger2.executed("stock");
+    const undone = ledger2.entries.flatMap((entry) => (entry.kind === "call" && !entry.deduplicated && ["refunds", "releases", "cancellations"].includes(entry.service) ? [`${entry.service}: ${entry.about}`] : []));
+    if (!originalCharge || !forkCharge || !reservation) return fail(`The completed saga and its fork executed ${ledger2.executed("payments").length} charge(s) and ${ledger2.executed("stock").length} reservation(s); expected two charges, one per branch, and one reservation before the fork point.`);
+    const expected = [`refunds: refund ${forkCharge.key}`, `releases: release ${reservation.key}`];
+    if (!isDeepStrictEqual(undone, expected)) {
+      fail(`The original branch completed (reserved, charged with key ${originalCharge.key}, shipped); a fork from before its charge charged again (key ${forkCharge.key}) and failed at ship. The compensations executed were ${show(undone)}; expected ${show(expected)}: the fork's charge, then the reservation its timeline shares, newest first, and never the original branch's charge, which belongs to a completed order.`);
+    }
   },
 );
 

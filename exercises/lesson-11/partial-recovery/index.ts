@@ -37,7 +37,8 @@
  *    `new SqliteSaver(db)`) if your design keeps tables of its own next to the checkpoints.
  * 4. Saga. A node that still throws after `maxAttempts` fails the run: call `compensate(state,
  *    { threadId, node, effectKey, idempotencyKey, effectUpdate })` of every finished effect of this
- *    timeline (parallel ones included; on a fork, the fork's own), newest first, each once
+ *    timeline (parallel ones included; on a fork: the shared history before the fork point and what the
+ *    fork itself ran, never the original branch's effects after the fork point), newest first, each once
  *    (`effectKey`: the key the effect ran with; `idempotencyKey`: the compensation's own stable
  *    key), then save a final checkpoint (`next: []`, metadata `status: "compensated"`, `error`) and
  *    resolve with `{ status: "compensated", error }`. Resuming it later returns the same, running

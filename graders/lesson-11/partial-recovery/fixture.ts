@@ -87,6 +87,8 @@ export class World {
   private returnedSince = new Set<string>();
   /** Bound on how long one branch waits for its sibling's write (parallel crash only), ms. */
   waitLimitMs = 3_000;
+  /** saga only: whether the carrier accepts the parcel (by default it refuses, so every saga run fails at ship). */
+  carrierAccepts = false;
 
   constructor(
     readonly workflow: WorkflowName,
@@ -175,6 +177,8 @@ export class World {
       case "saga/charge":
         return { receipt: this.call("payments", context, `charge ${String(state.amount)}`) };
       case "saga/ship":
+        if (this.carrierAccepts) return { parcel: this.call("shipping", context, `ship ${String(state.orderId)}`) };
+        throw new Error("the carrier rejected the parcel");
       case "sagaParallel/ship":
         throw new Error("the carrier rejected the parcel");
       case "sagaParallel/reserve":
