@@ -147,6 +147,8 @@ grader.core(
     });
     if (failure) throw failure;
     const f = await check.fixture<LearnerFixture>("serde");
+    const cut = await f.sweepTruncations(api.loadsTyped, api.SerdeError, tag, bytes, [...DAMAGE_CODES]);
+    if (cut) expectSerdeError(api, cut.outcome === "returned a value" ? undefined : cut.outcome, `your bytes for ${show(small)} truncated to ${cut.length} of ${bytes.length}, each in a buffer of exactly that length`, DAMAGE_CODES);
     const missed = await f.sweepByteChanges(api.loadsTyped, api.SerdeError, tag, bytes, [...DAMAGE_CODES]);
     if (missed) expectSerdeError(api, missed.outcome === "returned a value" ? undefined : missed.outcome, `your bytes for ${show(small)} with byte ${missed.at} changed from ${missed.from} to ${missed.to}`, DAMAGE_CODES);
   },
@@ -272,6 +274,7 @@ grader.excellence(
     const forged: Array<[string, readonly [string, Uint8Array]]> = [
       ['your bytes with the magic changed to "cj" (checksum recomputed)', [tag, reseal(plain, { magic: [0x63, 0x6a] })]],
       ['your bytes with the magic changed to "CK" (checksum recomputed)', [tag, reseal(plain, { magic: [0x43, 0x4b] })]],
+      ['your bytes with the magic changed to "dk" (checksum recomputed)', [tag, reseal(plain, { magic: [0x64, 0x6b] })]],
       ['your gzipped bytes with the magic changed to "kc" (checksum recomputed)', [gzTag, reseal(gz, { magic: [0x6b, 0x63] })]],
       ['your plain body flagged as gzipped (flag bit 0 set) under the tag "ck"', [tag, reseal(plain, { flags: 1 })]],
       ['your gzipped body (flag bit 0 set) under the tag "ck"', [tag, gz]],

@@ -198,6 +198,25 @@ export async function loadArrayChain(loads: Loads, typed: [string, Uint8Array]):
 }
 
 /**
+ * Every truncation of `bytes`, each copied into a buffer of exactly its length (as a store hands
+ * them back: nothing readable past the end), loaded here. Returns the first that was not refused
+ * with a SerdeError carrying one of `codes`, or undefined.
+ */
+export async function sweepTruncations(loads: Loads, serdeError: abstract new (...args: never[]) => Error, tag: string, bytes: Uint8Array, codes: string[]): Promise<{ length: number; outcome: unknown } | undefined> {
+  for (let length = 0; length < bytes.length; length++) {
+    let outcome: unknown = "returned a value";
+    try {
+      await loads([tag, bytes.slice(0, length)]);
+    } catch (error) {
+      if (error instanceof serdeError && codes.includes((error as { code?: string }).code ?? "") && error.message.length >= 10) continue;
+      outcome = error;
+    }
+    return { length, outcome };
+  }
+  return undefined;
+}
+
+/**
  * Every single-byte change of `bytes` (every offset, every other value), loaded here: tens of
  * thousands of loads, too many to send one by one. Returns the first change that was not
  * refused with a SerdeError carrying one of `codes`, or undefined. (The grader replays a
