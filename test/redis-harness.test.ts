@@ -89,6 +89,18 @@ export async function hiddenKeys(client: Redis) {
   await client.call("KEYS", "*");
   other.disconnect();
 }
+/** KEYS from inside scripts, its name built at run time so no text search finds it; results unchanged. */
+export async function keysInScripts(client: Redis, key: string) {
+  await client.set(key, "v");
+  const walk = "local name = string.char(107, 101, 121, 115) return #redis.call(name, ARGV[1])";
+  const viaEval = await client.eval(walk, 0, key);
+  const sha = await client.script("LOAD", walk);
+  const viaSha = await client.evalsha(sha as string, 0, key);
+  const failing = await client.eval("redis.call('keys', ARGV[1]) redis.call('get', ARGV[1]) error('the script fails after its KEYS')", 0, key).then(() => "no error", () => "error");
+  const returnsFalse = await client.eval("return false", 0);
+  await client.del(key);
+  return { viaEval, viaSha, failing, returnsFalse };
+}
 export async function roundTrips(client: Redis) {
   await client.set("rt", "1");
   await client.pipeline().get("rt").get("rt:missing").exec();
@@ -171,6 +183,17 @@ describe("createTestRedis records at the backend", () => {
       await driver.hiddenKeys!(await redis.endpoint(learner));
       expect(redis.commands.filter((c) => c.name === "KEYS").length).toBe(4);
       expect(new Set(redis.commands.filter((c) => c.name === "KEYS").map((c) => c.connection)).size).toBe(2);
+    }));
+
+  test("KEYS run by a script (EVAL, EVALSHA, a failing script) is recorded as run inside it; the script's reply is unchanged", () =>
+    withRedis(async (redis) => {
+      const key = `ks${Math.random().toString(36).slice(2)}`;
+      const outcome = await driver.keysInScripts!(await redis.endpoint(learner), key);
+      await redis.drain();
+      expect(outcome).toEqual({ viaEval: 1, viaSha: 1, failing: "error", returnsFalse: null });
+      const keys = redis.commands.filter((c) => c.name === "KEYS");
+      expect(keys.map((c) => [c.args[0], c.inScript])).toEqual([[key, true], [key, true], [key, true]]);
+      expect(redis.commands.filter((c) => c.name === "GET" && c.inScript).map((c) => c.args)).toEqual([[key]]);
     }));
 
   test("round trips: a direct command is one, a pipeline one, a MULTI one; the grader's own client is not recorded", () =>

@@ -36,6 +36,8 @@ export interface RecordedCommand {
   roundTrip: number;
   /** Which learner connection sent it (1-based). */
   connection: number;
+  /** Run by a script (EVAL, EVALSHA, FCALL) this connection sent, seen at the backend rather than on the wire. */
+  inScript?: boolean;
 }
 
 export interface TestRedis {
@@ -50,6 +52,11 @@ export interface TestRedis {
   /** Learner connections open right now (e.g. to wait, after an outage, until the clients have reconnected). */
   readonly liveConnections: number;
   resetCounters(): void;
+  /**
+   * Resolves once every command learner connections sent so far is in `commands`, including the
+   * ones their scripts ran (a real server reports those through MONITOR, a little later).
+   */
+  drain(): Promise<void>;
   /** What to hand the learner's code: it arrives there as an ioredis client connected here. */
   endpoint(learner: LearnerProcess, options?: Record<string, unknown>): Promise<RedisEndpoint>;
   /** While on, learner connections are cut and new ones refused (the grader's client keeps working). */
@@ -132,6 +139,14 @@ export async function createTestRedis(options: TestRedisOptions = {}): Promise<T
     const name = argv[0]!.toString("utf8").toUpperCase();
     const args = argv.slice(1).map((a) => a.toString("utf8"));
     commands.push({ name, args, roundTrip: roundTrips, connection: connection.id });
+    noteKeys(name, args);
+  };
+  /** A command a script ran: on the mock from the script's own log, on a real server from MONITOR. */
+  const recordInScript = (connectionId: number, name: string, args: string[]) => {
+    commands.push({ name: name.toUpperCase(), args, roundTrip: roundTrips, connection: connectionId, inScript: true });
+    noteKeys(name.toUpperCase(), args);
+  };
+  const noteKeys = (name: string, args: string[]) => {
     try {
       for (const index of getKeyIndexes(name.toLowerCase(), args)) touched.add(args[index]!);
     } catch {
@@ -166,9 +181,48 @@ export async function createTestRedis(options: TestRedisOptions = {}): Promise<T
   };
   const versionOf = (key: string) => `${epoch}:${versions.get(key) ?? 0}`;
 
-  const runOnMock = async (name: string, args: string[]): Promise<Reply> => {
+  /**
+   * A script's commands never cross the wire, and ioredis-mock runs them without a hook: so the
+   * script runs wrapped. The mock's redis.call and redis.pcall go through its global `call`,
+   * which the wrapper replaces with one that logs each command's name and arguments; after the
+   * script (even one that fails) the log is written under a random key that the harness reads
+   * and deletes before the next command runs (the mock runs one command at a time).
+   */
+  const runScriptOnMock = async (m: NonNullable<typeof mock>, script: string, rest: string[], onCommand: (name: string, args: string[]) => void): Promise<Reply> => {
+    const logKey = `${randomBytes(12).toString("hex")}`;
+    const wrapped = `local __kit_raw, __kit_log = call, {}
+call = function(returnError, ...)
+  local parts = {}
+  for i = 1, select("#", ...) do parts[#parts + 1] = tostring((select(i, ...))) end
+  __kit_log[#__kit_log + 1] = table.concat(parts, "\\31")
+  return __kit_raw(returnError, ...)
+end
+local __kit_ok, __kit_result = pcall(function()
+${script}
+end)
+__kit_raw(false, "SET", "${logKey}", table.concat(__kit_log, "\\30"))
+if not __kit_ok then error(__kit_result, 0) end
+return __kit_result`;
+    try {
+      return luaFalseToNil(await (m.eval as unknown as (...a: unknown[]) => Promise<Reply>)(wrapped, ...rest));
+    } finally {
+      const log = (await m.get(logKey)) as string | null;
+      await m.del(logKey);
+      for (const entry of log ? String(log).split("\x1e") : []) {
+        const [command, ...args] = entry.split("\x1f");
+        if (command) onCommand(command, args);
+      }
+    }
+  };
+
+  const runOnMock = async (name: string, args: string[], onScriptCommand: (name: string, args: string[]) => void = () => undefined): Promise<Reply> => {
     const m = mock!;
     switch (name) {
+      case "eval": {
+        const [script = "", ...rest] = args;
+        scripts.set(createHash("sha1").update(script).digest("hex"), script);
+        return runScriptOnMock(m, script, rest, onScriptCommand);
+      }
       case "scan":
         return faithfulScan(m, args, options, scanWalks);
       case "script": {
@@ -188,7 +242,7 @@ export async function createTestRedis(options: TestRedisOptions = {}): Promise<T
       case "evalsha": {
         const script = scripts.get((args[0] ?? "").toLowerCase());
         if (script === undefined) throw new ReplyError("NOSCRIPT No matching script. Please use EVAL.");
-        return runOnMock("eval", [script, ...args.slice(1)]);
+        return runOnMock("eval", [script, ...args.slice(1)], onScriptCommand);
       }
       case "select":
         if (args[0] !== "0") throw new ReplyError("ERR this test server has only database 0");
@@ -200,11 +254,7 @@ export async function createTestRedis(options: TestRedisOptions = {}): Promise<T
       default: {
         const method = m[name];
         if (typeof method !== "function" || !isRedisCommand(name)) throw new ReplyError(`ERR unknown command '${name}'`);
-        const result = await method.apply(m, args);
-        if (name === "eval" && args[0] !== undefined) scripts.set(createHash("sha1").update(args[0]).digest("hex"), args[0]);
-        // Redis converts a script's Lua false to a nil reply (true to 1); the mock hands back a JS boolean.
-        if (name === "eval") return luaFalseToNil(result);
-        return result;
+        return await method.apply(m, args);
       }
     }
   };
@@ -244,7 +294,7 @@ export async function createTestRedis(options: TestRedisOptions = {}): Promise<T
         const replies: Reply[] = [];
         for (const [queuedName, ...queuedArgs] of queued) {
           try {
-            replies.push(await runOnMock(queuedName!, queuedArgs));
+            replies.push(await runOnMock(queuedName!, queuedArgs, (n, a) => recordInScript(connection.id, n, a)));
             bump(queuedName!, queuedArgs);
           } catch (error) {
             replies.push(error as Error);
@@ -256,11 +306,46 @@ export async function createTestRedis(options: TestRedisOptions = {}): Promise<T
         setImmediate(() => connection.socket.end());
         return "OK";
       default: {
-        const result = await runOnMock(name, args);
+        const result = await runOnMock(name, args, (n, a) => recordInScript(connection.id, n, a));
         bump(name, args);
         return result;
       }
     }
+  };
+
+  /** Our proxy's upstream connections to a real server, by the address the server sees ("ip:port"). */
+  const upstreamOf = new Map<string, number>();
+  /**
+   * On a real server, a script's commands are visible only to MONITOR: each line names the client
+   * ("ip:port") or, for a command a script ran, "lua". Redis runs one command at a time, so the
+   * "lua" lines that follow an EVAL, EVALSHA or FCALL line belong to that script (Redis 7.0
+   * logs the script call first); they are recorded for the learner connection that sent it.
+   */
+  const watchScripts = async (trustedClient: Redis) => {
+    const watcher = await trustedClient.duplicate().monitor();
+    const SCRIPT_CALLS = new Set(["eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro"]);
+    let owner: number | undefined;
+    const markers = new Map<string, () => void>();
+    watcher.on("monitor", (_time: string, argv: string[], source: string) => {
+      const [name = "", ...args] = argv;
+      if (source === "lua") {
+        if (owner !== undefined) recordInScript(owner, name, args);
+        return;
+      }
+      owner = SCRIPT_CALLS.has(name.toLowerCase()) ? upstreamOf.get(source) : undefined;
+      if (name.toLowerCase() === "echo" && args[0] && markers.has(args[0])) markers.get(args[0])!();
+    });
+    return {
+      /** MONITOR delivers lines a little after the commands ran: a marker sent now comes after all of them. */
+      drain: async () => {
+        const marker = `drain-${randomBytes(8).toString("hex")}`;
+        const seen = new Promise<void>((resolve) => markers.set(marker, resolve));
+        await trustedClient.echo(marker);
+        await Promise.race([seen, new Promise((resolve) => setTimeout(resolve, 5_000))]);
+        markers.delete(marker);
+      },
+      stop: () => watcher.disconnect(),
+    };
   };
 
   const servers: Server[] = [];
@@ -286,6 +371,8 @@ export async function createTestRedis(options: TestRedisOptions = {}): Promise<T
     if (url) {
       const target = new URL(url);
       upstream = createConnection({ host: target.hostname, port: Number(target.port || 6379) });
+      const proxied = upstream;
+      if (!connection.trusted) proxied.on("connect", () => upstreamOf.set(`${proxied.localAddress}:${proxied.localPort}`, connection.id));
       upstream.on("error", () => socket.destroy());
       socket.on("close", () => upstream!.destroy());
       // Count replies so that a round trip is "sent while nothing was outstanding".
@@ -353,6 +440,7 @@ export async function createTestRedis(options: TestRedisOptions = {}): Promise<T
   if (!url) await listen(trustedPath, true);
   const client: Redis = url ? new Redis(url, { maxRetriesPerRequest: 1 }) : new Redis({ path: trustedPath, maxRetriesPerRequest: 1 });
   await client.ping(); // fail fast on a bad REDIS_URL
+  const monitor = url ? await watchScripts(client) : undefined;
 
   return {
     client,
@@ -372,6 +460,9 @@ export async function createTestRedis(options: TestRedisOptions = {}): Promise<T
       commands.length = 0;
       roundTrips = 0;
     },
+    drain: async () => {
+      if (monitor) await monitor.drain();
+    },
     endpoint: (learner, endpointOptions = {}) => learner.redisEndpoint(socketPath, endpointOptions),
     setOutage(on) {
       outage = on;
@@ -382,6 +473,7 @@ export async function createTestRedis(options: TestRedisOptions = {}): Promise<T
     },
     backend: url ? "redis-server" : "ioredis-mock",
     async close() {
+      monitor?.stop();
       if (url) {
         const keys = [...touched];
         for (let i = 0; i < keys.length; i += 500) await client.unlink(...keys.slice(i, i + 500));

@@ -98,8 +98,9 @@ grader.core(
       await saver.getTuple({ threadId });
       await saver.getTuple(cfg(history[2]!));
       await saver.deleteThread(threadId);
+      await redis.drain(); // a real server reports a script's commands a little later
       const keysCommands = redis.commands.filter((c) => c.name === "KEYS");
-      expect(keysCommands, `KEYS blocks Redis while it walks every key; your saver issued: ${describeCommands(keysCommands)}`).toEqual([]);
+      expect(keysCommands, `KEYS blocks Redis while it walks every key (from a script too: it runs on the server all the same); your saver issued: ${describeCommands(keysCommands)}`).toEqual([]);
       const scans = redis.commands.filter((c) => c.name === "SCAN");
       expect(scans.length, "deleteThread must find the thread's keys with SCAN (no SCAN was issued)").toBeGreaterThan(0);
       for (const scan of scans) {
@@ -383,6 +384,7 @@ grader.excellence(
         let sinceScan = 0;
         let oneByOne = 0;
         for (const command of redis.commands) {
+          if (command.inScript) continue; // inside one script, a key at a time costs no round trip
           if (command.name === "SCAN") sinceScan = 0;
           else if (command.name === "UNLINK" || command.name === "DEL") {
             if (sinceScan > 0 && command.args.length === 1) oneByOne++;
