@@ -265,7 +265,6 @@ export class TypedSerde implements Serde {
         const data = this.decode(v as Encoded, `${path}<${type.name}>`);
         try {
           return type.decode(data);
-          // Stryker disable next-line BlockStatement: an emptied catch falls through to the default case, which refuses the body as MALFORMED too
         } catch (error) {
           throw malformed(`Malformed checkpoint body at ${path}: the registered type "${type.name}" could not decode its data (${(error as Error).message}).`);
         }
@@ -392,7 +391,6 @@ export function loadsMetadata(json: string): Record<string, unknown> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(json);
-    // Stryker disable next-line BlockStatement: an emptied catch leaves parsed undefined, which the object check below refuses as MALFORMED too
   } catch (error) {
     throw new SerdeError("MALFORMED", `Metadata is not JSON: ${(error as Error).message}.`);
   }
