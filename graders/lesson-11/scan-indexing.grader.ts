@@ -400,7 +400,9 @@ grader.excellence(
     ),
 );
 
-grader.excellence(
+// Core: walking SCAN to cursor 0 is this unit's first rule, and a delete that stops early (the thread's data
+// stays, silently) or reaches a look-alike thread (another user's data goes) is wrong, not merely slow.
+grader.core(
   "deleteThread walks to cursor 0 among 100,000 unrelated keys, and spares a thread whose namespace, checkpoint id or task id equals the deleted thread's id",
   { hint: "Only cursor 0 ends a SCAN walk: pages may be empty long before the end. MATCH narrows but does not decide: parse each key and delete it only when its thread component is the thread.", section: "what-scan-does-not-promise", weight: 2, timeout: 30_000 },
   (api, check) =>
@@ -450,14 +452,17 @@ grader.excellence(
       for (let i = 0; i < 9; i++) {
         redis.resetCounters();
         const put = await putOne(saver, { threadId, checkpointNs: "", parent: puts.at(-1), checkpoint: makeCheckpoint({ i }), metadata: { source: "loop", step: i } });
+        // The keys put() wrote: a checkpoint is gone when they are (its pending writes alone are not its body).
+        keysOf.push(writtenKeys(redis.commands));
         await saver.putWrites(cfg(put), [["x", i]], "task");
         puts.push(put);
-        keysOf.push(writtenKeys(redis.commands));
       }
       const gone = [6, 3];
       const uniqueTo = (i: number) => keysOf[i]!.filter((key) => keysOf.every((other, j) => j === i || !other.includes(key)));
       const doomedKeys = gone.flatMap(uniqueTo);
-      if (doomedKeys.length === 0) return; // every key is shared between checkpoints: nothing can outlive another's body
+      // Every key put() wrote is shared between checkpoints (their bodies live together, e.g. one hash per thread):
+      // no checkpoint's body can go without the others', so there is nothing to skip.
+      if (gone.some((i) => uniqueTo(i).length === 0)) return;
       await redis.client.unlink(...doomedKeys); // what a TTL or a partial delete leaves: index entries without bodies
       const alive = newestFirst(puts).filter((id) => !gone.some((i) => puts[i]!.checkpointId === id));
       let listed: Array<string | undefined> = [];

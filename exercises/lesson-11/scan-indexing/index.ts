@@ -36,7 +36,9 @@
  * share a millisecond): only the checkpoint id orders them. It checks:
  * put then getTuple returns everything stored; latest lookup; no KEYS ever, SCAN always with
  * MATCH and COUNT; list order, before and limit; idempotent putWrites; thread
- * and namespace isolation; then (excellence) filters, list({ limit: 10 }) in at
+ * and namespace isolation; deleteThread walks SCAN to cursor 0 among 100,000 other
+ * keys and spares threads that merely look alike (an id that is another thread's
+ * prefix, namespace or checkpoint id); then (excellence) filters, list({ limit: 10 }) in at
  * most 10 round trips among 100,000 keys, thread ids containing * ? [ ] \ $ kept
  * apart, bodies fetched in batches, TTL on every key and deleteThread in batches.
  */
