@@ -20,9 +20,13 @@ import { BUNDLE_MARKER, userPath } from "./options.ts";
 /**
  * What grading needs at run time (the grader harnesses, the engine, the runtime)
  * and to type-check a submission. The kit's other dependencies (site, diagrams,
- * browser tests, LangGraph bridge, mutation testing) stay out of the bundle.
+ * browser tests, the LangGraph demo, mutation testing) stay out of the bundle.
  */
 export const CANDIDATE_DEPENDENCIES = [
+  // scan-indexing runs LangGraph's own conformance tests on the learner's saver (kit/langgraph/conformance.ts).
+  "@langchain/core",
+  "@langchain/langgraph-checkpoint",
+  "@langchain/langgraph-checkpoint-validation",
   "@types/better-sqlite3",
   "@types/node",
   "better-sqlite3",
@@ -67,6 +71,8 @@ export function bundlePatterns(lessonId: string): { include: string[]; exclude: 
       "kit/report/**",
       "kit/types/**",
       "kit/pack/zip.ts",
+      "kit/langgraph/bridge.ts",
+      "kit/langgraph/conformance.ts",
       "kit/cli/*.ts",
       "tsconfig.json",
     ],
