@@ -42,6 +42,8 @@ export function environment() {
     solutions: tryRead(KIT_SOLUTION),
     checksFile: tryRead(KIT_GRADER),
     writeKit: tryWrite(KIT_FILE),
+    // A stack trace names every frame's source: the learner's own files, and the kit's code that called it.
+    stack: new Error("probe").stack,
   };
 }
 export function reach(port: number): Promise<string> {
@@ -128,7 +130,8 @@ describe.each(modes)("learner process (%s)", (mode) => {
     const { api } = await start(mode);
     const seen = await api.environment();
     const everything = JSON.stringify(seen);
-    for (const word of ["CHECKPOINT_KIT", "VITEST", "checkpoint-kit", "grader", "calibration", "lesson-11", "serde"]) {
+    expect(seen.stack).toContain("index.ts"); // source maps still point at the learner's own file
+    for (const word of ["CHECKPOINT_KIT", "VITEST", "checkpoint-kit", "grader", "calibration", "lesson-11", "serde", "harness", "fixture", "sandbox", "probe-"]) {
       if (mode === "none" && (word === "checkpoint-kit" || word === "serde" || word === "lesson-11" || word === "grader")) continue; // paths of an unconfined process are the kit's own
       expect(everything, `the learner process can see "${word}"`).not.toContain(word);
     }

@@ -95,12 +95,37 @@ function hashInputs(request: CompileRequest): string {
   return hash.digest("hex").slice(0, 24);
 }
 
+/**
+ * Rewrites the source paths an inline source map names, so that a stack trace in the learner
+ * process says where code is without saying what runs it: the learner's files as paths inside
+ * their own folder (index.ts), the runtime as runtime/..., and the kit's code (the process
+ * entry, the grader's fixtures and harness) under an opaque name. A submission that reads its
+ * stack for "grader", "harness" or "test" finds nothing, wherever its folder lives.
+ */
+function neutralizeSourceMap(file: string, implementationDir: string): void {
+  const text = readFileSync(file, "utf8");
+  const marker = "//# sourceMappingURL=data:application/json;base64,";
+  const at = text.lastIndexOf(marker);
+  if (at < 0) return;
+  const map = JSON.parse(Buffer.from(text.slice(at + marker.length).trim(), "base64").toString("utf8")) as { sources: string[] };
+  const runtime = join(KIT_ROOT, "runtime");
+  map.sources = map.sources.map((source) => {
+    const absolute = resolve(dirname(file), source);
+    if (absolute.startsWith(implementationDir + sep)) return relative(implementationDir, absolute);
+    if (absolute.startsWith(runtime + sep)) return `runtime/${relative(runtime, absolute)}`;
+    const modules = absolute.lastIndexOf(`${sep}node_modules${sep}`);
+    if (modules >= 0) return absolute.slice(modules + 1);
+    return `lib/${createHash("sha256").update(absolute).digest("hex").slice(0, 8)}.js`;
+  });
+  writeFileSync(file, `${text.slice(0, at)}${marker}${Buffer.from(JSON.stringify(map)).toString("base64")}\n`);
+}
+
 /** Compiles (or reuses a cached compile of) the learner's module, the process entry and fixtures. */
 export async function compileLearner(request: CompileRequest): Promise<Build> {
   const entry = join(request.implementationDir, "index.ts");
   if (!existsSync(entry)) throw new CompileError("No implementation found: expected an index.ts in the unit's folder.");
   const dir = join(CACHE_ROOT, hashInputs(request));
-  const fixtures = Object.fromEntries(Object.keys(request.fixtures ?? {}).map((name) => [name, join(dir, "fixtures", `${name}.mjs`)]));
+  const fixtures = Object.fromEntries(Object.keys(request.fixtures ?? {}).map((name, i) => [name, join(dir, "lib", `part${i}.mjs`)]));
   const result: Build = { dir, unit: join(dir, "unit.mjs"), fixtures };
   if (existsSync(join(dir, "complete"))) return result;
 
@@ -112,6 +137,8 @@ export async function compileLearner(request: CompileRequest): Promise<Build> {
     platform: "node" as const,
     target: "node20",
     sourcemap: "inline" as const,
+    // No comments in the output: esbuild names each source file in one, and the paths say where the code came from.
+    minifyWhitespace: true,
     logLevel: "silent" as const,
     // ESM bundles have no require(); some CommonJS dependencies expect one.
     banner: { js: 'import { createRequire as __ckRequire } from "node:module"; const require = __ckRequire(import.meta.url);' },
@@ -133,9 +160,11 @@ export async function compileLearner(request: CompileRequest): Promise<Build> {
     throw new CompileError(shown || String(error));
   }
   await build({ ...common, entryPoints: [join(KIT_ROOT, "kit", "sandbox", "host.ts")], outfile: join(staging, "main.mjs"), plugins: [confine([join(KIT_ROOT, "kit", "sandbox")], KIT_ROOT)] });
-  for (const [name, source] of Object.entries(request.fixtures ?? {})) {
-    await build({ ...common, entryPoints: [source], outfile: join(staging, "fixtures", `${name}.mjs`), plugins: [confine([dirname(source), join(KIT_ROOT, "runtime"), join(KIT_ROOT, "graders", "harness")], KIT_ROOT)] });
+  for (const [i, source] of Object.values(request.fixtures ?? {}).entries()) {
+    await build({ ...common, entryPoints: [source], outfile: join(staging, "lib", `part${i}.mjs`), plugins: [confine([dirname(source), join(KIT_ROOT, "runtime"), join(KIT_ROOT, "graders", "harness")], KIT_ROOT)] });
   }
+  const implementationDir = resolve(request.implementationDir);
+  for (const file of [join(staging, "unit.mjs"), join(staging, "main.mjs"), ...Object.keys(request.fixtures ?? {}).map((_, i) => join(staging, "lib", `part${i}.mjs`))]) neutralizeSourceMap(file, implementationDir);
   writeFileSync(join(staging, "complete"), "");
   try {
     renameSync(staging, dir);
