@@ -87,6 +87,12 @@ grader.core(
     const fresh = await reader(check);
     const random = seededRandom();
     for (let i = 0; i < 40; i++) await expectRoundTrip(api, fresh, jsonValue(random, 4), "A JSON value");
+    // State often holds one object in two places (the same message in two lists): that is no cycle, and
+    // JSON.stringify writes it twice. Built in the learner process, where the references really are shared.
+    const f = await check.fixture<LearnerFixture>("serde");
+    const shared = await f.roundTripShared(api.dumpsTyped, api.loadsTyped);
+    if (shared.error !== undefined) throw new Error(`A value that holds the same object, Map and Date more than once (no cycle) was refused: ${show(shared.error)}. Only a container inside itself is a cycle; track the containers on the current path, not every one seen.`);
+    if (!shared.same) throw new Error("A value that holds the same object, Map and Date more than once (no cycle) did not load back equal.");
     const [tag, bytes] = await dumped(api, { a: 1 });
     if (!/^[\w.+-]{1,40}$/.test(tag)) throw new Error(`The type tag "${tag}" should be a short name of the encoding (e.g. "ck").`);
     if (bytes.length < 8 || bytes[0] !== 0x63 || bytes[1] !== 0x6b || bytes[2] !== api.CURRENT_VERSION) throw new Error(`The bytes must start with the contract's header ("ck", then CURRENT_VERSION = ${api.CURRENT_VERSION}); they start ${show(bytes.subarray(0, 8))}.`);
@@ -325,6 +331,10 @@ grader.excellence(
       }
       // A version-1 body naming a class that is not registered.
       expectSerdeError(api, await thrown(() => readerSerde.loadsTyped(["ck", v1Body({ $t: "custom", name: "Dangerous", v: {} })])), '{ $t: "custom", name: "Dangerous" }, a name that is not registered', ["UNKNOWN_TYPE"]);
+      // Names every plain object answers to: a registry kept in a plain object looks them up on Object.prototype.
+      for (const name of ["constructor", "__proto__", "toString", "hasOwnProperty", "valueOf"]) {
+        expectSerdeError(api, await thrown(() => readerSerde.loadsTyped(["ck", v1Body({ $t: "custom", name, v: {} })])), `{ $t: "custom", name: "${name}" }, a name only Object.prototype knows (keep the registry in a Map, or check own keys)`, ["UNKNOWN_TYPE"]);
+      }
       // A registered name whose data its decode cannot take (Money's decode reads data.cents of null): still a SerdeError, never the type's TypeError or a value.
       expectSerdeError(api, await thrown(() => readerSerde.loadsTyped(["ck", v1Body({ $t: "custom", name: "money", v: null })])), '{ $t: "custom", name: "money", v: null }, data the registered type\'s decode throws on');
       // Your own bytes with a registered name swapped for a global class name of the same length, resealed.

@@ -13,15 +13,13 @@ const grader = defineGrader<SerdeApi>({
 });
 
 grader.excellence(
-  "a cyclic value is refused with SerdeError CYCLE, not a stack overflow; a value holding the same object twice is not a cycle",
+  "a cyclic value is refused with SerdeError CYCLE, not a stack overflow",
   { hint: "Track the containers on the current path while encoding (add on the way down, remove on the way back up) and refuse one that contains itself with CYCLE.", section: "failing-loudly-on-bad-input", visibility: "hidden", category: "robustness" },
   async (api, check) => {
     const tree = { name: "tree", shared: [1], again: [1] };
     if (!isDeepStrictEqual(await api.loadsTyped(await api.dumpsTyped(tree)), tree)) throw new Error("A plain tree did not round-trip, so refusing cycles proves nothing yet.");
-    const f = await check.fixture<LearnerFixture>("serde");
-    const shared = await f.roundTripShared(api.dumpsTyped, api.loadsTyped);
-    if (shared.error !== undefined) throw new Error(`A value that holds the same object, Map and Date more than once (no cycle) was refused: ${show(shared.error)}. Only a container inside itself is a cycle.`);
-    if (!shared.same) throw new Error("A value that holds the same object, Map and Date more than once (no cycle) did not load back equal.");
+    // (A value holding the same object twice, which is no cycle, is a core check: see the JSON round trip.)
+    void check;
     const cyclic: Record<string, unknown> = { name: "loop" };
     cyclic.self = { back: cyclic };
     const problem = notSerdeError(api, await thrown(() => api.dumpsTyped(cyclic)), ["CYCLE"]);
