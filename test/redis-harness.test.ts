@@ -188,6 +188,7 @@ describe("createTestRedis records at the backend", () => {
   test("KEYS run by a script (EVAL, EVALSHA, a failing script) is recorded as run inside it; the script's reply is unchanged", () =>
     withRedis(async (redis) => {
       const key = `ks${Math.random().toString(36).slice(2)}`;
+      await redis.recordScripts(true);
       const outcome = await driver.keysInScripts!(await redis.endpoint(learner), key);
       await redis.drain();
       expect(outcome).toEqual({ viaEval: 1, viaSha: 1, failing: "error", returnsFalse: null });

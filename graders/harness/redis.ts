@@ -57,6 +57,12 @@ export interface TestRedis {
    * ones their scripts ran (a real server reports those through MONITOR, a little later).
    */
   drain(): Promise<void>;
+  /**
+   * Real server only (the mock always sees inside scripts): records what scripts run from now on,
+   * through a MONITOR connection, until turned off. MONITOR sees every client's every command, so
+   * it is on only where a check needs it.
+   */
+  recordScripts(on: boolean): Promise<void>;
   /** What to hand the learner's code: it arrives there as an ioredis client connected here. */
   endpoint(learner: LearnerProcess, options?: Record<string, unknown>): Promise<RedisEndpoint>;
   /** While on, learner connections are cut and new ones refused (the grader's client keeps working). */
@@ -322,7 +328,8 @@ return __kit_result`;
    * logs the script call first); they are recorded for the learner connection that sent it.
    */
   const watchScripts = async (trustedClient: Redis) => {
-    const watcher = await trustedClient.duplicate().monitor();
+    const watcher = await trustedClient.monitor();
+    watcher.on("error", () => undefined); // a closing monitor may report a stray line; nothing to do about it
     const SCRIPT_CALLS = new Set(["eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro"]);
     let owner: number | undefined;
     const markers = new Map<string, () => void>();
@@ -440,7 +447,7 @@ return __kit_result`;
   if (!url) await listen(trustedPath, true);
   const client: Redis = url ? new Redis(url, { maxRetriesPerRequest: 1 }) : new Redis({ path: trustedPath, maxRetriesPerRequest: 1 });
   await client.ping(); // fail fast on a bad REDIS_URL
-  const monitor = url ? await watchScripts(client) : undefined;
+  let monitor: Awaited<ReturnType<typeof watchScripts>> | undefined;
 
   return {
     client,
@@ -462,6 +469,14 @@ return __kit_result`;
     },
     drain: async () => {
       if (monitor) await monitor.drain();
+    },
+    recordScripts: async (on) => {
+      if (!url) return;
+      if (on) monitor ??= await watchScripts(client);
+      else {
+        monitor?.stop();
+        monitor = undefined;
+      }
     },
     endpoint: (learner, endpointOptions = {}) => learner.redisEndpoint(socketPath, endpointOptions),
     setOutage(on) {

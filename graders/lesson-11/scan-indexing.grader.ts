@@ -89,6 +89,7 @@ grader.core(
   { hint: "Replace KEYS with a SCAN loop: SCAN cursor MATCH <escaped pattern> COUNT <n> until the cursor is 0 (or read an index instead of walking keys). A duplicate() connection or a pipeline is still seen by the server.", section: "scan-not-keys", weight: 2 },
   (api, check) =>
     withSaver(api, check, async ({ saver, redis, thread }) => {
+      await redis.recordScripts(true);
       const threadId = thread();
       const history = await putHistory(saver, threadId, 8, seededRandom());
       await saver.putWrites(cfg(history[2]!), [["x", 1]], "task");

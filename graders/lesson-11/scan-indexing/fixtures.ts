@@ -263,9 +263,11 @@ async function tryReplay(fixture: Fixture, threadId: string, count: number): Pro
   const first = makeCheckpoint({ i: 0 });
   await saver.put({ threadId, checkpointNs: "" }, first, { source: "loop", step: 0 });
   const template = makeCheckpoint({ i: 1 });
+  await redis.recordScripts(true);
   redis.resetCounters();
   await saver.put({ threadId, checkpointNs: "", checkpointId: first.id }, template, { source: "loop", step: 1 });
   await redis.drain();
+  await redis.recordScripts(false);
   // The writes the put performed: on the wire, and inside its scripts (recorded at the backend, so a
   // script is replayed as what it did, whatever its arguments name). The read-back below checks it.
   const recorded = redis.commands.filter(({ name }) => {
