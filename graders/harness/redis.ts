@@ -327,21 +327,39 @@ return __kit_result`;
    * "lua" lines that follow an EVAL, EVALSHA or FCALL line belong to that script (Redis 7.0
    * logs the script call first); they are recorded for the learner connection that sent it.
    */
-  const watchScripts = async (trustedClient: Redis) => {
-    const watcher = await trustedClient.monitor();
-    watcher.on("error", () => undefined); // a closing monitor may report a stray line; nothing to do about it
+  const watchScripts = async (trustedClient: Redis, target: URL) => {
+    // A plain socket, not ioredis's monitor(): MONITOR's reply is a stream of status lines, and
+    // ioredis took some of them for replies to its own handshake ("Command queue state error").
+    const socket = createConnection({ host: target.hostname, port: Number(target.port || 6379) });
+    socket.on("error", () => undefined);
+    await new Promise<void>((resolve, reject) => {
+      socket.once("connect", resolve);
+      socket.once("error", reject);
+    });
+    if (target.password) socket.write(encodeReply(["AUTH", ...(target.username ? [target.username] : []), target.password].map((a) => Buffer.from(decodeURIComponent(a)))));
+    socket.write("MONITOR\r\n");
     const SCRIPT_CALLS = new Set(["eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro"]);
     let owner: number | undefined;
     const markers = new Map<string, () => void>();
-    watcher.on("monitor", (_time: string, argv: string[], source: string) => {
-      const [name = "", ...args] = argv;
+    let started!: () => void;
+    const ready = new Promise<void>((resolve) => (started = resolve));
+    const onLine = (line: string) => {
+      if (line === "OK") return started();
+      // 1796174686.608165 [0 127.0.0.1:55200] "set" "kitx" "1"   (or [0 lua] for a script's command)
+      const match = /^\d+\.\d+ \[\d+ ([^\]]+)\] (.*)$/.exec(line);
+      if (!match) return;
+      const source = match[1]!;
+      const [name = "", ...args] = [...match[2]!.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => unescapeMonitorArg(m[1]!));
       if (source === "lua") {
         if (owner !== undefined) recordInScript(owner, name, args);
         return;
       }
       owner = SCRIPT_CALLS.has(name.toLowerCase()) ? upstreamOf.get(source) : undefined;
       if (name.toLowerCase() === "echo" && args[0] && markers.has(args[0])) markers.get(args[0])!();
-    });
+    };
+    const parser = new RedisParser({ returnReply: (reply: string) => onLine(String(reply)), returnError: () => undefined });
+    socket.on("data", (chunk: Buffer) => parser.execute(chunk));
+    await Promise.race([ready, new Promise((resolve) => setTimeout(resolve, 5_000))]);
     return {
       /** MONITOR delivers lines a little after the commands ran: a marker sent now comes after all of them. */
       drain: async () => {
@@ -351,7 +369,7 @@ return __kit_result`;
         await Promise.race([seen, new Promise((resolve) => setTimeout(resolve, 5_000))]);
         markers.delete(marker);
       },
-      stop: () => watcher.disconnect(),
+      stop: () => socket.destroy(),
     };
   };
 
@@ -472,7 +490,7 @@ return __kit_result`;
     },
     recordScripts: async (on) => {
       if (!url) return;
-      if (on) monitor ??= await watchScripts(client);
+      if (on) monitor ??= await watchScripts(client, new URL(url));
       else {
         monitor?.stop();
         monitor = undefined;
@@ -503,6 +521,13 @@ return __kit_result`;
       rmSync(trustedDir, { recursive: true, force: true });
     },
   };
+}
+
+/** MONITOR quotes each argument: backslash escapes for quotes, backslashes, control characters and \xHH bytes. */
+function unescapeMonitorArg(text: string): string {
+  return text.replace(/\\(x[0-9a-fA-F]{2}|.)/g, (_, escape: string) =>
+    escape.length === 3 ? String.fromCharCode(parseInt(escape.slice(1), 16)) : ({ n: "\n", r: "\r", t: "\t", a: "\x07", b: "\b" } as Record<string, string>)[escape] ?? escape,
+  );
 }
 
 const luaFalseToNil = (reply: Reply): Reply => (reply === false ? null : Array.isArray(reply) ? reply.map(luaFalseToNil) : reply);
