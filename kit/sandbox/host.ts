@@ -10,7 +10,7 @@
 import { pathToFileURL } from "node:url";
 import { Peer, type Message } from "./rpc.ts";
 
-type RedisCtor = new (options: Record<string, unknown>) => { disconnect(): void };
+type RedisCtor = new (options: Record<string, unknown>) => { disconnect(): void; on(event: "error", listener: () => void): unknown };
 let Redis: RedisCtor | undefined;
 const connections: Array<{ disconnect(): void }> = [];
 
