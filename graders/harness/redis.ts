@@ -336,7 +336,8 @@ return __kit_result`;
       socket.once("connect", resolve);
       socket.once("error", reject);
     });
-    if (target.password) socket.write(encodeReply(["AUTH", ...(target.username ? [target.username] : []), target.password].map((a) => Buffer.from(decodeURIComponent(a)))));
+    const auth = authCommand(target);
+    if (auth) socket.write(auth);
     socket.write("MONITOR\r\n");
     const SCRIPT_CALLS = new Set(["eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro"]);
     let owner: number | undefined;
@@ -406,9 +407,9 @@ return __kit_result`;
         replies.execute(chunk);
         inOrder(() => void socket.write(chunk));
       });
-      if (target.password || target.username) {
-        const auth = target.username ? ["AUTH", target.username, target.password] : ["AUTH", target.password];
-        upstream.write(encodeReply(auth.map((a) => Buffer.from(decodeURIComponent(a)))));
+      const auth = authCommand(target);
+      if (auth) {
+        upstream.write(auth);
         connection.outstanding++;
       }
     }
@@ -521,6 +522,13 @@ return __kit_result`;
       rmSync(trustedDir, { recursive: true, force: true });
     },
   };
+}
+
+/** The AUTH command a connection to REDIS_URL sends first, if the URL carries credentials. */
+function authCommand(target: URL): Buffer | undefined {
+  if (!target.password && !target.username) return undefined;
+  const auth = target.username ? ["AUTH", target.username, target.password] : ["AUTH", target.password];
+  return encodeReply(auth.map((a) => Buffer.from(decodeURIComponent(a))));
 }
 
 /** MONITOR quotes each argument: backslash escapes for quotes, backslashes, control characters and \xHH bytes. */
