@@ -381,7 +381,7 @@ grader.excellence(
 );
 
 grader.excellence(
-  "a finished task is not reopened by accident: a save on top of the final checkpoint is refused, a resume from an earlier one is accepted",
+  "a finished task is not reopened by accident: a save on top of the final checkpoint is refused, a resume from an earlier one is accepted and goes on",
   {
     hint: "In save(), inside the same transaction that reads the latest checkpoint, refuse (CheckpointStoreError) when it is final (currentNode END) and no parentId is given; with { parentId } of an earlier checkpoint of the task, append on top of it: that is a deliberate resume after a late failure.",
     section: "keep-the-final-checkpoint",
@@ -408,9 +408,19 @@ grader.excellence(
     const retryId = await saved(other.store, taskId, retry, { parentId: ids[1]! });
     expectCheckpoint(await store.load(taskId), retry, { checkpointId: retryId, parentId: ids[1]! }, "load(taskId) after a resume from an earlier checkpoint");
     expectCheckpoint(await store.load(taskId, ids[3]!), final, { checkpointId: ids[3]!, parentId: ids[2]! }, "load(taskId, id of the final checkpoint) after the resume (it stays for the audit)");
+    // The resumed run goes on: its next save names no parent, and the latest (the resumed one) is not final.
+    const onward = { taskId, state: { ...retry.state, onward: true }, currentNode: "summarize", timestamp: new Date(final.timestamp.getTime() + 3000) };
+    let onwardId: string;
+    try {
+      onwardId = await saved(other.store, taskId, onward);
+    } catch (error) {
+      fail(`After a resume from an earlier checkpoint, the resumed run's next save (no parentId; the latest checkpoint is the resumed one, not final) was refused: ${show(error)}. Only a save on top of a final latest checkpoint is refused.`);
+    }
+    expectCheckpoint(await store.load(taskId), onward, { checkpointId: onwardId, parentId: retryId }, "load(taskId) after the resumed run saved again");
     const list = (await store.list(taskId)) as Array<{ checkpointId?: unknown }>;
     const got = Array.isArray(list) ? list.map((c) => c?.checkpointId) : list;
-    if (!isDeepStrictEqual(got, [retryId, ...[...ids].reverse()])) fail(`After the resume, list() gave ${show(got)}; expected ${show([retryId, ...[...ids].reverse()])}: newest first, the earlier branch kept.`);
+    const want = [onwardId, retryId, ...[...ids].reverse()];
+    if (!isDeepStrictEqual(got, want)) fail(`After the resume, list() gave ${show(got)}; expected ${show(want)}: newest first, the earlier branch kept.`);
   },
 );
 

@@ -8,7 +8,7 @@ import { seededRandom } from "#harness/seed.ts";
 import { checkpointsFor, expectCheckpoint, expectHistory, expectStoreError, fail, newFile, opaque, openStore, reader, richState, saved, show, thrown, type Checkpoint, type StoreApi } from "./fixture.ts";
 
 export function registerHiddenChecks(grader: Grader<StoreApi>): void {
-  grader.excellence(
+  grader.core(
     "two processes taking turns on one task keep one linear history: each save's parent is the latest in the file, not the latest this process saw",
     {
       hint: "Read the parent from the database inside the save's write transaction (BEGIN IMMEDIATE); a parent id remembered in memory goes stale as soon as another process saves.",
@@ -33,7 +33,7 @@ export function registerHiddenChecks(grader: Grader<StoreApi>): void {
     },
   );
 
-  grader.excellence(
+  grader.core(
     "a checkpoint id of one task is not accepted for another, neither by load() nor as a parentId",
     {
       hint: "Look a checkpoint up by (taskId, checkpointId) together: an id alone may belong to another task.",
