@@ -377,11 +377,13 @@ grader.excellence(
     const unknownStart = new World("import");
     const e1 = await rejection(await invokeIn(proc, unknownStart, file, input, { start: "fetcher" }), 'invoke(input, "fetcher", taskId) where no node is called "fetcher"');
     if (!(e1 instanceof api.GraphError)) fail(`An unknown start node was refused with ${show(e1)}; throw your GraphError, naming the node.`);
+    if (!String((e1 as Error).message).includes("fetcher")) fail(`An unknown start node was refused with the message ${show((e1 as Error).message)}; name the node ("fetcher") so the caller can fix the call.`);
     if (history(file, unknownStart.taskId).length > 0) fail("An unknown start node was refused, but a checkpoint of the task was saved first: validate before saving.");
 
     const broken = new World("import");
     const e2 = await rejection(await invokeIn(proc, broken, file, input, { build: { brokenEdgeFrom: "split" } }), 'A run whose edge out of "split" names "reindex", which is not a node');
     if (!(e2 instanceof api.GraphError)) fail(`An edge naming a node that does not exist was refused with ${show(e2)}; throw your GraphError, naming the node.`);
+    if (!String((e2 as Error).message).includes("reindex")) fail(`An edge naming a node that does not exist was refused with the message ${show((e2 as Error).message)}; name the node ("reindex").`);
     const brokenSaved = history(file, broken.taskId);
     if (brokenSaved.some((c) => c.currentNode === "reindex")) fail('A checkpoint naming "reindex" (a node that does not exist) was saved: every resume of that task would fail. Check the edge\'s answer before saving.');
 

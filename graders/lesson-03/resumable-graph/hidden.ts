@@ -7,7 +7,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { isDeepStrictEqual } from "node:util";
 import Database from "better-sqlite3";
 import type { Grader } from "#harness/check.ts";
-import { afterInput, digestInput, expectState, fail, history, importInput, invokeIn, newFile, sharedProc, show, simulate, stateOf, World, type GraphApi } from "./fixture.ts";
+import { afterInput, digestInput, emailInput, expectState, fail, history, importInput, invokeIn, newFile, sharedProc, show, simulate, stateOf, World, type GraphApi } from "./fixture.ts";
 import type { Hooks } from "./learner-fixture.ts";
 
 function rowsIn(file: string): number {
@@ -87,6 +87,16 @@ export function registerHiddenChecks(grader: Grader<GraphApi>): void {
       if (rowsIn(file) > 0) fail(`invoke(input, start) without a task id saved ${rowsIn(file)} checkpoint(s); it must save nothing.`);
       const storeless = stateOf(await invokeIn(proc, new World("import"), undefined, input), "invoke(input, start, taskId) on a graph without a store");
       expectState(storeless, sim.state, "invoke(input, start, taskId) on a graph without a store");
+      // Keys still name each visit, and an INTERRUPT edge simply returns the state.
+      const loop = new World("digest");
+      const digest = digestInput(3);
+      const looped = stateOf(await invokeIn(proc, loop, undefined, digest, { taskId: null }), "A digest loop without a task id or a store");
+      const sends = loop.ledger.of("send");
+      if (sends.length !== 3 || new Set(sends.map((e) => e.key)).size !== 3) fail(`A 3-round digest without a task id sent ${sends.length} email(s) under ${new Set(sends.map((e) => e.key)).size} distinct key(s); every visit is still its own effect.`);
+      expectState(looped, simulate("digest", digest, "collect", sends.map((e) => e.emailId)).state, "At the end of a digest without a task id");
+      const input2 = emailInput();
+      const waiting = stateOf(await invokeIn(proc, new World("approval"), undefined, input2, { taskId: null }), "The approval graph without a task id or a store");
+      expectState(waiting, simulate("approval", input2).state, "The approval graph without a task id, at its INTERRUPT edge");
     },
   );
 
