@@ -4,6 +4,7 @@ import { expect } from "vitest";
 import { defineGrader, hiddenChecksEnabled } from "#harness/check.ts";
 import { seededRandom, withSeed } from "#harness/seed.ts";
 import { createTestRedis, type TestRedis } from "#harness/redis.ts";
+import { describeOutcome, untilCrash } from "#harness/crash.ts";
 import { newCheckpointId } from "#runtime";
 import { runConformance } from "../../kit/langgraph/conformance.ts";
 import {
@@ -13,6 +14,8 @@ import {
   describeCommands,
   existing,
   ids,
+  isDataWrite,
+  killAfter,
   loadNoise,
   makeCheckpoint,
   newSaver,
@@ -477,6 +480,63 @@ grader.excellence(
       expect(ids(await collect(saver.list({ threadId }, { before: cfg(puts[7]!), limit: 2 }))), "list({ before: #7, limit: 2 }) must skip the missing #6").toEqual([puts[5]!.checkpointId, puts[4]!.checkpointId]);
       expect(await saver.getTuple(cfg(puts[6]!)), "getTuple() of a checkpoint whose keys are gone must return undefined").toBeUndefined();
       expect((await collect(saver.list({ threadId }))).every((t) => t.checkpoint && typeof t.checkpoint.id === "string"), "list() returned a tuple without a checkpoint").toBe(true);
+    }),
+);
+
+/**
+ * put() is one change of the store: a put cut off part-way (its process dies right after the first write reaches
+ * Redis) must leave the checkpoint whole or absent, as a later reader sees it through getTuple and list. MULTI/EXEC
+ * and a Lua script give that: a transaction whose EXEC never arrived is discarded with the connection, a script runs
+ * whole. Two round trips (the body, then its index entries) leave a body that list() never finds, or an index entry
+ * whose checkpoint never came. Cut after the second and after the first round trip that writes: a put of one round
+ * trip is cut only after the first (its only one), a put of three is cut between each two of them.
+ */
+grader.excellence(
+  "a put cut off part-way (its process dies right after its first, or second, write round trip reaches Redis) leaves the checkpoint whole or absent: getTuple by id, the latest lookup, list and a filtered list agree",
+  { hint: "Send the checkpoint's body and all its index entries in one MULTI/EXEC (or one Lua script): Redis discards a transaction whose EXEC never arrived and runs a script whole, so no reader finds a body without its index entries or an entry without its body.", section: "the-key-scheme", weight: 2, timeout: 30_000 },
+  (api, check) =>
+    withSaver(api, check, async ({ redis, thread }) => {
+      // The second round trip first: a put of one round trip is not cut there, and its process serves the first cut too.
+      let victim: Awaited<ReturnType<typeof check.spawn>> | undefined;
+      for (const cutAtTrip of [2, 1]) {
+        const threadId = thread();
+        // A saver on a connection of its own each time: an earlier cut also dropped the connections of this process.
+        const earlier = await putChain(await newSaver(api, redis, check), threadId, 3, () => ({ stage: "draft", userId: "u1" }));
+        if (!victim?.learner.running) victim = await check.spawn();
+        const writer = await newSaver(victim.api, redis, victim);
+        const doomed = makeCheckpoint({ cut: cutAtTrip, nested: { list: [1, "two"] } });
+        const metadata = { source: "loop" as const, step: 2, stage: "cut", userId: "u2" };
+        redis.resetCounters();
+        const writeTrips = new Set<number>();
+        const cut = killAfter(redis, victim.learner, (command) => isDataWrite(command) && writeTrips.add(command.roundTrip).size >= cutAtTrip);
+        const outcome = await untilCrash(victim.learner, writer.put(cfg(earlier.at(-1)!), doomed, metadata)).finally(() => {
+          cut.disarm();
+          redis.setOutage(false);
+        });
+        if (outcome.kind === "failed" || outcome.kind === "exited") throw new Error(`put() on a healthy connection ${describeOutcome(outcome)}`);
+        const where = cut.after ? `(its process was killed right after write round trip #${cutAtTrip}, ${cut.after.name}, reached Redis)` : "(it completed in fewer round trips)";
+        const reader = await newSaver(api, redis, check);
+        const byId = await reader.getTuple({ threadId, checkpointNs: "", checkpointId: doomed.id });
+        const latest = (await reader.getTuple({ threadId }))?.config.checkpointId;
+        const listed = ids(await collect(reader.list({ threadId })));
+        const filtered = ids(await collect(reader.list({ threadId }, { filter: { stage: "cut" } })));
+        const before = newestFirst(earlier);
+        const stored = byId !== undefined;
+        const seen = `getTuple by id ${stored ? "found it" : "found nothing"}, the latest lookup returned ${latest === doomed.id ? "it" : latest === before[0] ? "the checkpoint before it" : JSON.stringify(latest)}, list() ${listed.includes(doomed.id) ? "returned it" : "did not return it"} and list({ filter: { stage } }) ${filtered.includes(doomed.id) ? "returned it" : "did not return it"}`;
+        const mixed = `after a put() cut off part-way ${where}, ${seen}: the store holds part of the checkpoint. Write the body and every index entry in one MULTI/EXEC or one script, so that it is all there or none of it is`;
+        if (outcome.kind === "finished") expect(stored, `put() returned ${where}, yet getTuple by id finds nothing: a put that returns has stored the checkpoint`).toBe(true);
+        if (stored) {
+          expect(byId!.checkpoint, `${mixed} (the checkpoint read back differs from the one put)`).toEqual(doomed);
+          expect(byId!.metadata, `${mixed} (its metadata differs from the one put)`).toEqual(metadata);
+          expect(latest, mixed).toBe(doomed.id);
+          expect(listed, mixed).toEqual([doomed.id, ...before]);
+          expect(filtered, mixed).toEqual([doomed.id]);
+        } else {
+          expect(latest, mixed).toBe(before[0]);
+          expect(listed, mixed).toEqual(before);
+          expect(filtered, mixed).toEqual([]);
+        }
+      }
     }),
 );
 

@@ -16,6 +16,9 @@
  *
  * - put(config, checkpoint, metadata, newVersions?): stores the checkpoint; its
  *   parent is config.checkpointId. Returns { threadId, checkpointNs, checkpointId }.
+ *   All or nothing: a put cut off part-way (its process dies between two round
+ *   trips) must leave no body that list() cannot find and no index entry without
+ *   its body: one MULTI (or one script) for the body and its index entries.
  *   (Channels listed in checkpoint.channelVersions may be stored once per version,
  *   only when named in newVersions: splitChannels/joinChannels in #runtime.)
  * - putWrites(config, writes, taskId): one key per (checkpoint, task, index),
@@ -40,7 +43,10 @@
  * keys and spares threads that merely look alike (an id that is another thread's
  * prefix, namespace or checkpoint id); then (excellence) filters, list({ limit: 10 }) in at
  * most 10 round trips among 100,000 keys, thread ids containing * ? [ ] \ $ kept
- * apart, bodies fetched in batches, TTL on every key and deleteThread in batches.
+ * apart, bodies fetched in batches, TTL on every key and deleteThread in batches,
+ * and a put whose process is killed right after its first write round trip
+ * reaches Redis leaves the checkpoint whole or absent (getTuple by id, the latest
+ * lookup, list and a filtered list agree).
  */
 import type { Redis } from "ioredis";
 import type { Checkpoint, CheckpointMetadata, CheckpointSaver, CheckpointTuple, ListConfig, ListOptions, RunnableConfig } from "#runtime";

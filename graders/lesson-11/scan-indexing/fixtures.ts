@@ -17,6 +17,7 @@ import { randomBytes } from "node:crypto";
 import { getKeyIndexes, hasFlag } from "@ioredis/commands";
 import type { Redis } from "ioredis";
 import type { CheckContext } from "#harness/check.ts";
+import type { LearnerProcess } from "../../../kit/sandbox/learner.ts";
 import { createTestRedis, type RecordedCommand, type TestRedis } from "#harness/redis.ts";
 import { newCheckpointId, type Checkpoint, type CheckpointSource, type CheckpointMetadata, type CheckpointTuple, type RunnableConfig } from "#runtime";
 import type * as Api from "../../../solutions/lesson-11/scan-indexing/index.ts";
@@ -370,4 +371,62 @@ export async function loadNoise(fixture: Fixture, count: number, random: () => n
     await fixture.redis.client.mset(...args); // one command per 10,000 keys: the mock spends its time per command
   }
   fixture.track(written);
+}
+
+// ---------------------------------------------------------------- a put cut off part-way
+
+const TRANSACTION_CONTROL = new Set(["multi", "exec", "watch", "unwatch", "discard"]);
+const SCRIPT_CALLS = new Set(["eval", "evalsha", "fcall"]);
+
+/** A command that writes data: write-flagged (but not MULTI/EXEC/WATCH), or a script call, which may write anything. */
+export function isDataWrite({ name }: Pick<RecordedCommand, "name">): boolean {
+  const lower = name.toLowerCase();
+  if (SCRIPT_CALLS.has(lower)) return true;
+  if (TRANSACTION_CONTROL.has(lower)) return false;
+  try {
+    return hasFlag(lower, "write");
+  } catch {
+    return false;
+  }
+}
+
+export interface Cut {
+  /** The command after which the process was killed, once it was. */
+  readonly after: RecordedCommand | undefined;
+  /** Stops watching (an outage, if it began, goes on until redis.setOutage(false)). */
+  disarm(): void;
+}
+
+/**
+ * Kills `victim` (SIGKILL) as the backend receives the first learner command (on the wire, not inside a
+ * script) for which `when` returns true, and cuts every learner connection at the same instant
+ * (redis.setOutage(true)): that command, and whatever else arrived in the same read, runs; its reply
+ * never reaches the process, and nothing the process would have sent next is sent. A put cut there is
+ * a put whose process died in the middle of it (its client cannot retry: it is gone).
+ *
+ * The harness records commands as they arrive, synchronously, into `redis.commands`, and has no hook of
+ * its own: so the check wraps that array's push (both backends record through it).
+ */
+export function killAfter(redis: TestRedis, victim: LearnerProcess, when: (command: RecordedCommand) => boolean): Cut {
+  const commands = redis.commands;
+  let after: RecordedCommand | undefined;
+  const push = (...items: RecordedCommand[]) => {
+    const length = Array.prototype.push.apply(commands, items);
+    if (after === undefined) {
+      const hit = items.find((command) => !command.inScript && when(command));
+      if (hit) {
+        after = hit;
+        redis.setOutage(true);
+        victim.kill("SIGKILL");
+      }
+    }
+    return length;
+  };
+  Object.defineProperty(commands, "push", { value: push, configurable: true, writable: true });
+  return {
+    get after() {
+      return after;
+    },
+    disarm: () => void delete (commands as { push?: unknown }).push,
+  };
 }
