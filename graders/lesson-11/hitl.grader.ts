@@ -11,7 +11,7 @@
  * pre-interrupt work that does not run twice.
  */
 import { defineGrader, hiddenChecksEnabled } from "#harness/check.ts";
-import { describeExchange, type SseEvent } from "#harness/http.ts";
+import { describeExchange, type Exchange, type SseEvent } from "#harness/http.ts";
 import {
   CHAT_PATH,
   REVIEW_TTL_MS,
@@ -37,11 +37,21 @@ import {
   kill,
   ownServer,
   send,
+  request,
   type HitlApi,
 } from "./hitl/driver.ts";
 import { closeSync, existsSync, openSync, writeSync } from "node:fs";
 import { isDeepStrictEqual } from "node:util";
 import { Ledger } from "./hitl/fixture.ts";
+
+/** The starter's default maxBodyBytes (64 KiB); the grader's servers run with the default. */
+const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
+
+/** The JSON text of `body` with `field` padded (with "x") so that the text is exactly `bytes` bytes long. */
+function bodyOfBytes(body: Record<string, unknown>, field: string, bytes: number): string {
+  const base = Buffer.byteLength(JSON.stringify({ ...body, [field]: "" }));
+  return JSON.stringify({ ...body, [field]: "x".repeat(bytes - base) });
+}
 
 /** Overwrites the start of the SQLite file and its WAL files in place (same inodes, so open connections see it). */
 function corrupt(dbPath: string): void {
@@ -87,6 +97,10 @@ grader.core(
     if (!isDeepStrictEqual(review.pending_action.args, draft)) {
       fail(`pending_action.args must be what will be published, the draft ${json(draft)}; the event showed ${json(review.pending_action.args)}.`);
     }
+    // enable_human_review is optional and defaults to true: a client that leaves it out still gets the review.
+    const unset = newSession();
+    expectReview(await send(server, CHAT_PATH, { ...unset, query: newQuery() }), "POST /graph_v2/chat/stream without enable_human_review (it defaults to true)");
+    if (effectCalls(server, unset, "publish").length > 0) fail("A turn sent without enable_human_review published without a review; the field defaults to true.");
   },
 );
 
@@ -171,6 +185,13 @@ grader.core(
     }
     const oversize = await send(server, CHAT_PATH, { ...who, query: "x".repeat(256 * 1024) });
     expectRefusal(oversize, [413], `POST ${CHAT_PATH} with a 256 KiB body`);
+    // The limit itself: "larger than maxBodyBytes" is refused, a body of exactly the limit is read (and refused here for its mistyped field).
+    for (const extra of [0, 1]) {
+      const bytes = DEFAULT_MAX_BODY_BYTES + extra;
+      const answer = await send(server, CHAT_PATH, bodyOfBytes({ ...who, enable_human_review: "yes", query: "" }, "query", bytes));
+      const what = `POST ${CHAT_PATH} with a body of ${bytes} bytes (the default maxBodyBytes is ${DEFAULT_MAX_BODY_BYTES}) and a mistyped enable_human_review`;
+      expectRefusal(answer, extra === 0 ? [400] : [413], what);
+    }
     if (effectCalls(server, who, "writeDraft").length > 0) fail("A request refused by validation still ran the graph (writeDraft was called); validate before running anything.");
   },
 );
@@ -424,6 +445,12 @@ grader.excellence(
     if (published.length !== 1 || !isDeepStrictEqual(published[0]?.args, edited)) {
       fail(`After edit, publish must run once with the edited arguments ${json(edited)}; it ran with ${json(published.map((call) => call.args))}.`);
     }
+    // The same edit again is the same answer (replayed); an edit with other arguments is a different answer (409).
+    const again = expectFinal(await resume(server, who, "edit", { edited_args: edited }), "The same edit sent again");
+    if (!isDeepStrictEqual(again.result, final.result)) fail(`The repeated edit must return the recorded result ${json(final.result)}; it returned ${json(again.result)}.`);
+    const other = { body: `${edited.body} (changed again)` };
+    expectRefusal(await resume(server, who, "edit", { edited_args: other }), [409], `An edit with other arguments (${json(other)}) after the review was answered with an edit`);
+    if (effectCalls(server, who, "publish").length !== 1) fail(`After an edit, its repetition and a different edit, publish must have run once; it ran ${effectCalls(server, who, "publish").length} times.`);
   },
 );
 
@@ -450,19 +477,30 @@ grader.excellence(
 );
 
 grader.excellence(
-  "the interrupted node's pre-interrupt work runs once per review, not again on resume",
+  "the interrupted node's pre-interrupt work runs once per review, not again on resume, even when a new process answers",
   {
-    hint: "The node that calls interrupt() re-runs from its start on resume: move the policy check (and anything expensive or effectful) into an earlier node, or keep its result in the state and reuse it.",
+    hint: "The node that calls interrupt() re-runs from its start on resume: move the policy check (and anything expensive or effectful) into an earlier node, or keep its result in the state and reuse it. A memo in process memory (a Map keyed by the task or the draft) is empty after a restart, so the re-run in the new process runs the check again.",
     section: "interrupt-semantics",
+    // Starts two server processes.
+    timeout: 20_000,
   },
-  async (api, check) => {
-    const server = await sharedServer(api, check);
+  async (_api, check) => {
+    // The question is asked by one process and answered by another on the same SQLite file, as in the restart check:
+    // whatever keeps "the policy already ran" only in memory is gone when the review node re-runs.
+    const before = await ownServer(check);
     const who = newSession();
-    expectReview(await chat(server, who, newQuery()), "The first turn");
-    expectFinal(await resume(server, who, "approve"), "The approve");
-    const checks = effectCalls(server, who, "checkPolicy");
+    expectReview(await chat(before, who, newQuery()), "The first turn");
+    await kill(before);
+    const after = await ownServer(check, { dbPath: before.dbPath, ledger: before.ledger });
+    expectFinal(await resume(after, who, "approve"), "An approve sent to a new server process on the same SQLite file, after the one that asked was killed");
+    const checks = effectCalls(after, who, "checkPolicy");
+    if (checks.length === 0) fail("checkPolicy never ran for the review; run the policy check once before asking, and send its report in human_review_required.");
     if (checks.length !== 1) {
-      fail(`checkPolicy ran ${checks.length} times for one review; the work before interrupt() ran again when the node re-ran on resume.`);
+      const where = checks.map((call) => (call.instance === 1 ? "the process that asked" : "the process that answered")).join(", ");
+      fail(
+        `checkPolicy ran ${checks.length} times for one review (${where}): the work before interrupt() ran again when the review node re-ran on resume` +
+          `${checks.some((call) => call.instance !== 1) ? "; a memo kept in process memory does not survive the restart between the question and the answer" : ""}.`,
+      );
     }
   },
 );
@@ -515,6 +553,8 @@ grader.excellence(
       const what = `POST ${path} with ${json(body)}`;
       expectRefusal(answer, [400], what);
       if (!answer.text.includes(field)) fail(`${what}: the 400 answer must name the field "${field}"; got ${describeExchange(answer)}.`);
+      const named = (answer.json as { error?: { field?: unknown } } | undefined)?.error?.field;
+      if (named !== field) fail(`${what}: the 400 answer's error.field must be "${field}", so a client can point at it; it was ${json(named)}.`);
     }
     if (effectCalls(server, who, "writeDraft").length !== 1 || effectCalls(server, who, "publish").length > 0) {
       fail("A request refused for its body still ran something (writeDraft or publish); validate before running anything.");
@@ -568,6 +608,9 @@ grader.excellence(
       typeof error.retryable !== "boolean"
     ) {
       fail(`The error event must carry { session_id: ${json(who.session_id)}, code, message, retryable: boolean }; got ${describeExchange(answer)}.`);
+    }
+    if (error.retryable !== true) {
+      fail(`A node that threw (the model was unavailable) is worth retrying: the turn's input is saved and the same message may succeed, so the error event must say retryable: true; got ${describeExchange(answer)}.`);
     }
     expectFinal(await chat(server, who, next, false), "The next turn of the session");
     const seen = effectCalls(server, who, "writeDraft").at(-1)?.messages;
@@ -647,6 +690,67 @@ grader.excellence(
 );
 
 grader.excellence(
+  "final_result names the review it ends and carries the reply the conversation keeps",
+  {
+    hint: "Send final_result with review_id (the answered review's id, null for a turn without review) and reply: the assistant message the turn added to the session's messages (so the next turn sees the same sentence).",
+    section: "answering-a-review",
+  },
+  async (api, check) => {
+    const server = await sharedServer(api, check);
+    const who = newSession();
+    const review = expectReview(await chat(server, who, newQuery()), "The first turn");
+    const approved = await resume(server, who, "approve");
+    expectFinal(approved, "The approve");
+    const next = await chat(server, who, newQuery(), false);
+    expectFinal(next, "A second turn without review");
+    const rejecting = newSession();
+    const rejectedReview = expectReview(await chat(server, rejecting, newQuery()), "The first turn of another session");
+    const rejected = await resume(server, rejecting, "reject");
+    expectFinal(rejected, "The reject");
+    // The event's own fields (expectFinal's reading keeps only session_id, status and result).
+    const fields = (exchange: Exchange) => (exchange.events.find((event) => event.event === "final_result")?.data ?? {}) as { review_id?: unknown; reply?: unknown };
+    for (const [final, reviewId, what] of [
+      [approved, review.review_id, "the approve"],
+      [rejected, rejectedReview.review_id, "the reject"],
+      [next, null, "the turn without review"],
+    ] as const) {
+      if (fields(final).review_id !== reviewId) fail(`final_result of ${what} must carry review_id ${json(reviewId)}; it carried ${json(fields(final).review_id)}.`);
+      if (typeof fields(final).reply !== "string" || fields(final).reply === "") fail(`final_result of ${what} must carry a reply sentence; it carried ${json(fields(final).reply)}.`);
+    }
+    const seen = effectCalls(server, who, "writeDraft").at(-1)?.messages;
+    const replies = Array.isArray(seen) ? seen.filter((m) => m?.role === "assistant").map((m) => m?.content) : [];
+    if (replies.at(-1) !== fields(approved).reply) {
+      fail(`The reply of the approved turn, ${json(fields(approved).reply)}, must be the assistant message the conversation keeps; the next turn saw the assistant messages ${json(replies)}.`);
+    }
+  },
+);
+
+grader.excellence(
+  "another path is a 404 and another method a 405, as JSON errors",
+  {
+    hint: "Route on the path first (404 not_found for anything but the two endpoints), then on the method (405 for anything but POST), and answer both with the JSON error body; never let an unknown route reach a handler and fail there.",
+    section: "validating-requests",
+  },
+  async (api, check) => {
+    const server = await sharedServer(api, check);
+    const cases: Array<{ method: string; path: string; status: number }> = [
+      { method: "POST", path: "/graph/resume/now", status: 404 },
+      { method: "POST", path: "/graph_v2/chat", status: 404 },
+      { method: "GET", path: RESUME_PATH, status: 405 },
+      { method: "PUT", path: CHAT_PATH, status: 405 },
+    ];
+    for (const { method, path, status } of cases) {
+      const answer = await request(server, method, path);
+      const what = `${method} ${path}`;
+      if (answer.status !== status) fail(`${what}: expected status ${status}; got ${answer.status === 0 ? `no answer ${answer.text}` : `status ${answer.status}, body ${answer.text}`}.`);
+      if (typeof (answer.json as { error?: { message?: unknown } } | undefined)?.error?.message !== "string") {
+        fail(`${what}: the ${status} must be a JSON body { error: { code, message } }; got ${answer.text === "" ? "an empty body" : answer.text}.`);
+      }
+    }
+  },
+);
+
+grader.excellence(
   "the store failing is a 503 with a JSON error, never a 500 with a stack, and runs nothing",
   {
     hint: "Catch errors reading the session's checkpoint and answer 503 with a retry message, without running the graph: treating an unreadable history as an empty one would overwrite the conversation.",
@@ -664,6 +768,29 @@ grader.excellence(
       fail(`The 503 must be a JSON body { error: { code, message } }; got ${describeExchange(answer)}.`);
     }
     if (effectCalls(server, who, "writeDraft").length !== 1) fail("With the store unreadable, the turn still ran the graph (writeDraft ran); refuse it before running anything.");
+  },
+);
+
+grader.excellence(
+  "close() stops the server and closes the database",
+  {
+    hint: "In close(), stop the HTTP server (server.close, and let it finish) and close the checkpointer (SqliteSaver.close()), then resolve; a deploy's graceful shutdown waits on it.",
+    section: "where-the-pending-review-lives",
+    // Starts a server process of its own.
+    timeout: 20_000,
+  },
+  async (_api, check) => {
+    const server = await ownServer(check);
+    const who = newSession();
+    expectFinal(await chat(server, who, newQuery(), false), "A turn before close()");
+    const waitMs = Math.ceil(3_000 * check.slowness);
+    const outcome = await server.close(waitMs);
+    if (outcome !== "resolved") fail(`close() did not settle within ${Math.round(waitMs / 1000)} s after one finished turn; it must stop the server and resolve.`);
+    const after = await chat(server, newSession(), newQuery(), false);
+    if (after.status !== 0) fail(`After close() resolved the server still answered a request: ${describeExchange(after)}.`);
+    // SQLite removes the write-ahead log when the last connection to the file closes.
+    if (existsSync(`${server.dbPath}-wal`)) fail("After close() resolved the SQLite file was still open (its -wal file remains): close the checkpointer in close().");
+    await kill(server);
   },
 );
 

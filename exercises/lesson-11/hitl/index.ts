@@ -7,7 +7,8 @@
  *
  *   POST /graph_v2/chat/stream  { user_id, session_id, query, enable_human_review? (default true) }
  *   POST /graph/resume          { user_id, session_id, action: "approve" | "reject" | "edit", approved,
- *                                 edited_args?: { title?, body? } (edit only), review_id? }
+ *                                 edited_args?: { title?, body? } (required for edit, with at least one
+ *                                 of the two; refused with approve and reject), review_id? }
  *
  * The graph: draft (effects.writeDraft) -> check (effects.checkPolicy) -> review -> publish
  * (effects.publish, the side effect). The review node stops the run with interrupt() when
@@ -20,12 +21,16 @@
  *   human_review_required  { session_id, review_id, pending_action: { name: "publish", args: { title, body } },
  *                            policy, expires_at, allowed_actions }  the last event of a paused run
  *   final_result           { session_id, status: "published" | "rejected", review_id, result, reply }
- *                          result = what publish returned, or null
+ *                          result = what publish returned, or null; review_id = the answered review
+ *                          (null for a turn without review); reply = the assistant message the turn
+ *                          added to the session's messages
  *   error                  { session_id, code, message, retryable }  a node threw; the stream then ends
+ *                          (retryable: true: the turn's input is saved, the same request may succeed)
  * A request that cannot run answers JSON `{ error: { code, message, field? } }` with:
  *   400 malformed JSON, or a missing / mistyped / unknown field (the message names the field)
  *   413 a body larger than maxBodyBytes
- *   404 resume of a session that does not exist
+ *   404 resume of a session that does not exist (and any path but the two endpoints)
+ *   405 a method other than POST
  *   409 resume with nothing pending, a different answer to an answered review, or a new
  *       message while a review is pending
  *   410 resume of a review older than reviewTtlMs (every later answer too; a new message
@@ -54,7 +59,7 @@
  *   approving twice returns the same final_result and publishes once; two concurrent
  *   approves publish once; edit publishes the edited arguments; a review expires after
  *   reviewTtlMs (410); checkPolicy runs once per review although the interrupted node
- *   re-runs on resume.
+ *   re-runs on resume, also when a new process answers the review (a memo in memory is not enough).
  */
 import type { Server } from "node:http";
 

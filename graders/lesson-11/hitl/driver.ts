@@ -43,6 +43,8 @@ export interface HitlServer {
   timeoutMs: number;
   /** Moves the server's clock (the `now` it was given) forward; returns the total offset. */
   advanceClock(ms: number): Promise<number>;
+  /** Calls the server's close() in its process: "resolved", or "timeout" when it did not settle within `waitMs`. */
+  close(waitMs: number): Promise<"resolved" | "timeout">;
 }
 
 const random = seededRandom();
@@ -78,6 +80,7 @@ export async function startHitl(
     ledger,
     timeoutMs: REQUEST_MS * check.slowness,
     advanceClock: async (ms) => fixture.advanceClock(ms),
+    close: async (waitMs) => fixture.stop(waitMs),
   };
 }
 
@@ -135,6 +138,27 @@ export function chat(server: HitlServer, who: Who, query: string, enableReview =
 
 export function resume(server: HitlServer, who: Who, action: "approve" | "reject" | "edit", extra: Record<string, unknown> = {}, options: RequestOptions = {}): Promise<Exchange> {
   return send(server, RESUME_PATH, { ...who, approved: action !== "reject", action, ...extra }, options);
+}
+
+/** A request with any method (no body unless given), read as text and, when it parses, JSON. */
+export async function request(server: HitlServer, method: string, path: string, body?: string): Promise<{ status: number; text: string; json: unknown }> {
+  try {
+    const response = await fetch(`${server.baseUrl}${path}`, {
+      method,
+      ...(body === undefined ? {} : { body, headers: { "content-type": "application/json" } }),
+      signal: AbortSignal.timeout(Math.ceil(server.timeoutMs)),
+    });
+    const text = await response.text();
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    return { status: response.status, text, json: parsed };
+  } catch (error) {
+    return { status: 0, text: `(the request failed: ${error instanceof Error ? `${error.message}${error.cause instanceof Error ? ` (${error.cause.message})` : ""}` : String(error)})`, json: undefined };
+  }
 }
 
 // ---- reading answers -----------------------------------------------------------
@@ -196,12 +220,20 @@ export function expectFinal(exchange: Exchange, what: string): FinalEvent {
   return parsed.data;
 }
 
-/** Asserts a JSON error answer with one of `statuses`, and no stack trace in it. */
+const errorBodySchema = z.object({ error: z.object({ code: z.string().min(1), message: z.string().min(1) }) });
+
+/** Asserts a JSON error answer `{ error: { code, message } }` with one of `statuses`, and no stack trace in it. */
 export function expectRefusal(exchange: Exchange, statuses: number[], what: string): void {
   if (!statuses.includes(exchange.status)) {
     fail(`${what}: expected status ${statuses.join(" or ")}; got ${describeExchange(exchange)}.`);
   }
   expectNoStack(exchange, what);
+  if (!exchange.contentType.startsWith("application/json") || !errorBodySchema.safeParse(exchange.json).success) {
+    fail(
+      `${what}: a refusal is a JSON body (content-type application/json) { error: { code, message } } with a stable code and a sentence for the caller; ` +
+        `got content-type ${json(exchange.contentType)}, ${describeExchange(exchange)}.`,
+    );
+  }
 }
 
 export function expectNoStack(exchange: Exchange, what: string): void {

@@ -50,9 +50,9 @@ export function registerHiddenChecks(grader: Grader<HitlApi>): void {
   );
 
   grader.excellence(
-    "an edit with a mistyped argument is a 400 and leaves the review pending",
+    "an edit with a mistyped, empty or missing edited_args, or edited_args on another action, is a 400 and leaves the review pending",
     {
-      hint: "Validate edited_args against the action's argument schema before resuming; a refused edit must not consume the review.",
+      hint: "Validate edited_args against the action's argument schema before resuming (title and/or body, at least one of them; required for edit, refused for approve and reject); a refused edit must not consume the review.",
       section: "validating-requests",
       visibility: "hidden",
       category: "input validation",
@@ -62,6 +62,19 @@ export function registerHiddenChecks(grader: Grader<HitlApi>): void {
       const who = newSession();
       const review = expectReview(await chat(server, who, newQuery()), "The first turn");
       expectRefusal(await resume(server, who, "edit", { edited_args: { title: 42 } }), [400], "An edit whose title is a number");
+      const cases: Array<{ action: "approve" | "reject" | "edit"; extra: Record<string, unknown>; what: string }> = [
+        { action: "edit", extra: {}, what: "An edit without edited_args" },
+        { action: "edit", extra: { edited_args: {} }, what: "An edit whose edited_args change nothing ({})" },
+        { action: "approve", extra: { edited_args: { title: "Another title" } }, what: "An approve that carries edited_args" },
+      ];
+      for (const { action, extra, what } of cases) {
+        const answer = await resume(server, who, action, extra);
+        expectRefusal(answer, [400], what);
+        const named = (answer.json as { error?: { field?: unknown } } | undefined)?.error?.field;
+        if (!answer.text.includes("edited_args") || named !== "edited_args") {
+          fail(`${what}: the 400 answer must name the field "edited_args" (in its message and as error.field); got ${json(answer.json ?? answer.text)}.`);
+        }
+      }
       expectFinal(await resume(server, who, "approve"), "An approve after the refused edit");
       const published = effectCalls(server, who, "publish");
       if (published.length !== 1 || !isDeepStrictEqual(published[0]?.args, review.pending_action.args)) {

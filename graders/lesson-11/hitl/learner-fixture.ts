@@ -22,6 +22,21 @@ export function advanceClock(ms: number): number {
   return offsetMs;
 }
 
+let started: { close?: unknown } | undefined;
+
+/** Calls the learner's close() on the server start() made last; "resolved" or "timeout" after `waitMs`. */
+export async function stop(waitMs: number): Promise<"resolved" | "timeout"> {
+  const close = started?.close;
+  if (typeof close !== "function") throw new Error("stop() before start()");
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const outcome = await Promise.race([
+    Promise.resolve(close.call(started)).then(() => "resolved" as const),
+    new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), waitMs))),
+  ]);
+  clearTimeout(timer);
+  return outcome;
+}
+
 /** Calls the learner's createHitlServer with `options` (+ this clock), listens on 127.0.0.1:0, and returns the port. */
 export async function start(createHitlServer: (options: unknown) => unknown, options: Record<string, unknown>): Promise<number> {
   const created = (await createHitlServer({ ...options, now })) as { server?: Server; close?: unknown } | undefined;
@@ -29,6 +44,7 @@ export async function start(createHitlServer: (options: unknown) => unknown, opt
   if (!server || typeof server.listen !== "function" || typeof server.address !== "function" || typeof created?.close !== "function") {
     throw new Error("createHitlServer must return { server, close } where server is a node:http Server that is not listening yet.");
   }
+  started = created;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(0, "127.0.0.1", () => {

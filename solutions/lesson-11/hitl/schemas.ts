@@ -61,8 +61,8 @@ export type ResumeBody = z.infer<typeof resumeBody>;
 export function parseBody<T>(schema: z.ZodType<T>, raw: unknown): T {
   const parsed = schema.safeParse(raw);
   if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  if (!issue) throw new HttpError(400, "invalid_body", "The request body is invalid.");
+  // A failed parse reports at least one issue.
+  const issue = parsed.error.issues[0]!;
   const unknownKeys = issue.code === "unrecognized_keys" ? issue.keys : [];
   const field = unknownKeys[0] ?? (issue.path.length > 0 ? issue.path.join(".") : undefined);
   const message =

@@ -40,6 +40,7 @@ export function serveHitl(sessions: ReviewSessions, options: ServeOptions): Hitl
     } catch (error) {
       if (error instanceof ClientGoneError) return;
       if (error instanceof HttpError) return sendError(response, error);
+      // Stryker disable next-line StringLiteral: the text of a server-side log line, never sent to the client
       options.logError("hitl: unexpected error while handling a request", error);
       if (response.headersSent) response.end();
       else sendError(response, new HttpError(500, "internal_error", "The server failed unexpectedly; the error was logged. Retry later."));

