@@ -33,7 +33,7 @@ import {
   sharedProc,
   show,
 } from "./partial-recovery/driver.ts";
-import { allCheckpoints, chainFrom, expectedStates, label, Ledger, ORDER_EFFECTS, ORDER_NODES, withStore, type CrashPoint, type Moment, type RecoveryApi } from "./partial-recovery/fixture.ts";
+import { allCheckpoints, chainFrom, expectedStates, label, Ledger, ORDER_EFFECTS, ORDER_NODES, withStore, type CrashPoint, type Moment, type RecoveryApi, type World } from "./partial-recovery/fixture.ts";
 
 const grader = defineGrader<RecoveryApi>({
   lesson: "lesson-11",
@@ -251,6 +251,48 @@ grader.core(
 );
 
 grader.excellence(
+  "refusals say what is wrong: the RecoveryError names the missing input, the offending node, field or checkpoint id",
+  {
+    hint: 'Throw the unit\'s RecoveryError (name "RecoveryError") with a message that names what is wrong: the duplicate or unknown node, the field that fails validation (e.g. a node whose run is not a function), the checkpoint id the thread does not have.',
+    section: "minimal-state-routing-position-parent-pointer",
+    weight: 1,
+  },
+  async (api, check) => {
+    const proc = await sharedProc(api, check);
+    const input = orderInput();
+    const missing = "0190a0f0-0000-7000-8000-000000000000";
+    const noInput = newCase(check, "order", input);
+    delete noInput.input;
+    const empty = newCase(check, "order", input);
+    (empty.world as { threadId: string }).threadId = "";
+    const cases: Array<[string, ReturnType<typeof newCase>, Parameters<typeof runThread>[2], RegExp]> = [
+      ["For a new thread without options.input", noInput, {}, /input/],
+      ['For a workflow with two nodes named "quote"', newCase(check, "order", input), { workflow: { variant: "duplicate" } }, /quote/],
+      ['For a workflow whose start names "checkout", which it does not define', newCase(check, "order", input), { workflow: { variant: "unknown-start" } }, /checkout/],
+      ['For a workflow whose static next names "refundDesk", which it does not define', newCase(check, "order", input), { workflow: { variant: "unknown-next" } }, /refundDesk/],
+      [`For checkpointId ${missing}, which the thread does not have`, newCase(check, "order", input), { checkpointId: missing }, new RegExp(missing)],
+      ["For an empty threadId", empty, {}, /threadId/],
+      ['For a workflow whose node "quote" has a string instead of a run function', newCase(check, "order", input), { workflow: { variant: "run-not-function" } }, /\brun\b/],
+    ];
+    for (const [what, thread, extra, names] of cases) {
+      const outcome = await runThread(proc, thread, extra);
+      const error = await expectRejects(
+        async () => {
+          if (outcome.kind === "failed") throw outcome.error;
+          if (outcome.kind !== "finished") throw new Error(describeOutcome(outcome));
+        },
+        (e) => e instanceof api.RecoveryError,
+        what,
+      );
+      const { name, message } = error as Error;
+      if (name !== "RecoveryError") fail(`${what}, the error's name is ${show(name)}; the unit's error is named "RecoveryError" (logs and callers tell it apart by name).`);
+      if (!names.test(message)) fail(`${what}, the RecoveryError said ${show(message)}; it must say what is wrong, naming ${show(names.source.replace(/\\b/g, ""))}.`);
+      if (thread.world.ledger.entries.length > 0) fail(`${what}, the refused call still ran nodes: validate before running anything.`);
+    }
+  },
+);
+
+grader.excellence(
   "checkpoint metadata says where each checkpoint came from: source (input, loop, fork), step and node",
   {
     hint: 'Save metadata with every checkpoint: { source: "input", step: -1 } for the input, { source: "loop", step, node } after each step (node: the step\'s nodes joined by ","), { source: "fork" } for the first checkpoint of a fork. Tools list and filter history by it.',
@@ -274,6 +316,15 @@ grader.excellence(
     const branch = await withStore(thread.file, async (saver) => (await chainFrom(saver, { threadId, checkpointId: forked.checkpointId })).reverse());
     const first = branch.find((tuple) => tuple.parentConfig?.checkpointId === forkFrom.config.checkpointId);
     if (first?.metadata.source !== "fork") fail(`The first checkpoint of the fork has metadata ${show(first?.metadata)}; its source must be "fork", so history tools can tell a branch from a step.`);
+    // A parallel step: node names every node of the step, in next order, joined by ",".
+    const parallel = newCase(check, "parallel", orderInput());
+    const done = resultOf(await runThread(proc, parallel), "An uncrashed run of the parallel workflow did not finish:");
+    const steps = await withStore(parallel.file, async (saver) => (await chainFrom(saver, { threadId: parallel.world.threadId, checkpointId: done.checkpointId })).reverse());
+    const branches = steps.findIndex((tuple) => isDeepStrictEqual(tuple.checkpoint.next, ["fraudCheck", "inventory"]));
+    const merged = steps[branches + 1];
+    if (branches < 0 || merged?.metadata.node !== "fraudCheck,inventory" || merged.metadata.step !== branches) {
+      fail(`In the parallel workflow, the checkpoint saved after the step [fraudCheck, inventory] has metadata ${show(merged?.metadata)}; expected ${show({ source: "loop", step: branches, node: "fraudCheck,inventory" })} among it (node: the step's nodes joined by ",").`);
+    }
   },
 );
 
@@ -354,11 +405,28 @@ grader.excellence(
     if (!isDeepStrictEqual(order, [`refunds: refund ${chargeKey}`, `releases: release ${reserveKey}`])) {
       fail(`The compensations were ${show(order)}; expected the charge refunded first, then the reservation released (reverse order), each naming the key its effect ran with.`);
     }
+    expectHonestCompensations(thread.world, "When \"ship\" failed for good");
+    if (typeof result.error !== "string" || !result.error.includes("the carrier rejected the parcel")) {
+      fail(`The compensated run resolved with error ${show(result.error)}; it must say why the run was compensated: the failing node's error ("the carrier rejected the parcel").`);
+    }
+    const closing = await withStore(thread.file, async (sv) => {
+      const last = await sv.getTuple({ threadId: thread.world.threadId, checkpointId: result.checkpointId });
+      return { last, parent: last?.parentConfig && (await sv.getTuple(last.parentConfig)) };
+    });
+    const meta = (closing.last?.metadata ?? {}) as Record<string, unknown>;
+    const parentStep = (closing.parent?.metadata as Record<string, unknown> | undefined)?.step;
+    if (!closing.last || closing.last.checkpoint.next.length > 0 || meta.status !== "compensated" || typeof meta.error !== "string" || meta.source !== "loop" || typeof parentStep !== "number" || meta.step !== parentStep + 1) {
+      fail(
+        `The compensated run ended on checkpoint ${show(result.checkpointId)} with next ${show(closing.last?.checkpoint.next)} and metadata ${show(closing.last?.metadata)} (its parent's step: ${show(parentStep)}); ` +
+          `expected the final checkpoint of the thread: next = [], metadata { source: "loop", step: the parent's step + 1, status: "compensated", error }.`,
+      );
+    }
     const entries = ledger.entries.length;
     const again = resultOf(await runThread(proc, { ...thread, input: undefined }), "Resuming the compensated thread did not return:");
     if (ledger.entries.length !== entries || again.status !== "compensated") {
       fail(`Resuming the compensated thread ran more work or reported ${show(again.status)}; it is finished: return its state with status "compensated".`);
     }
+    if (again.error !== result.error) fail(`Resuming the compensated thread returned error ${show(again.error)}; the run that compensated returned ${show(result.error)}: a finished thread returns the same result every time.`);
   },
 );
 
@@ -375,11 +443,18 @@ grader.excellence(
     const outcome = await runThread(proc, thread);
     if (outcome.kind !== "finished" || outcome.result.status !== "compensated") fail(`When "ship" failed for good after two parallel effects, ${outcome.kind === "finished" ? `runWorkflow resolved with status ${show(outcome.result.status)}` : describeOutcome(outcome)}; expected status "compensated".`);
     const ledger = thread.world.ledger;
-    const undo = ledger.entries.flatMap((entry) => (entry.kind === "call" && ["refunds", "cancellations", "releases"].includes(entry.service) ? [entry] : []));
+    const undo = ledger.entries.flatMap((entry) => (entry.kind === "call" && ["voids", "refunds", "cancellations", "releases"].includes(entry.service) ? [entry] : []));
     const services = undo.filter((call) => !call.deduplicated).map((call) => call.service);
-    if (services.length !== 3 || new Set(services).size !== 3 || services[2] !== "releases") {
-      fail(`After reserve, then charge and book in parallel, then a failing ship, the compensations executed were ${show(undo.map((c) => `${c.service}: ${c.about}`))}; expected one refund and one courier cancellation (either order), then the reservation released last.`);
+    // insure runs beside the failing ship: an executor that stops a step at its first failure may never start it.
+    const insured = ledger.executed("insurance").length > 0;
+    const middle = insured ? services.slice(1, 3) : services.slice(0, 2);
+    if (services.length !== (insured ? 4 : 3) || (insured && services[0] !== "voids") || new Set(middle).size !== 2 || !middle.every((s) => s === "refunds" || s === "cancellations") || services.at(-1) !== "releases") {
+      fail(
+        `After reserve, then charge and book in parallel, then ship and insure in parallel (ship failing${insured ? ", insure done" : ", insure never started"}), the compensations executed were ${show(undo.map((c) => `${c.service}: ${c.about}`))}; ` +
+          `expected ${insured ? "the insurance voided first (it finished in the failing step: an effect done beside the failing task is undone too), then " : ""}one refund and one courier cancellation (either order), then the reservation released last.`,
+      );
     }
+    expectHonestCompensations(thread.world, "In the saga with parallel effects");
     // A saga after a fork: the original run failed and was compensated; a fork from before the charge charges again and fails again.
     const saga = newCase(check, "saga", orderInput());
     const first = resultOf(await runThread(proc, saga), "The saga workflow did not finish:");
@@ -412,6 +487,8 @@ grader.excellence(
     const undone = ledger2.entries.flatMap((entry) => (entry.kind === "call" && !entry.deduplicated && ["refunds", "releases", "cancellations"].includes(entry.service) ? [`${entry.service}: ${entry.about}`] : []));
     if (!originalCharge || !forkCharge || !reservation) return fail(`The completed saga and its fork executed ${ledger2.executed("payments").length} charge(s) and ${ledger2.executed("stock").length} reservation(s); expected two charges, one per branch, and one reservation before the fork point.`);
     const expected = [`refunds: refund ${forkCharge.key}`, `releases: release ${reservation.key}`];
+    expectHonestCompensations(saga.world, "In the fork of the compensated saga");
+    expectHonestCompensations(completed.world, "In the fork of the completed saga");
     if (!isDeepStrictEqual(undone, expected)) {
       fail(`The original branch completed (reserved, charged with key ${originalCharge.key}, shipped); a fork from before its charge charged again (key ${forkCharge.key}) and failed at ship. The compensations executed were ${show(undone)}; expected ${show(expected)}: the fork's charge, then the reservation its timeline shares, newest first, and never the original branch's charge, which belongs to a completed order.`);
     }
@@ -436,6 +513,16 @@ grader.excellence(
       before: await allCheckpoints(saver, threadId),
       originalChain: await chainFrom(saver, { threadId, checkpointId: original.checkpointId }),
     }));
+    // checkpointId equal to the latest is a plain resume: on a finished thread, nothing runs and nothing is saved.
+    const entriesBefore = ledger.entries.length;
+    const plain = resultOf(await runThread(proc, { ...thread, input: undefined }, { checkpointId: original.checkpointId }), "Running a finished thread from its latest checkpoint id did not finish:");
+    const afterPlain = await withStore(thread.file, (saver) => allCheckpoints(saver, threadId));
+    if (afterPlain.length !== before.length || ledger.entries.length !== entriesBefore || plain.checkpointId !== original.checkpointId) {
+      fail(
+        `Passing checkpointId = the thread's latest checkpoint (${original.checkpointId}, next = []) ran ${ledger.entries.length - entriesBefore} node/provider call(s), saved ${afterPlain.length - before.length} checkpoint(s) and ended on ${show(plain.checkpointId)}; ` +
+          "the latest checkpoint is a plain resume, not a fork: a finished thread returns its result, running and saving nothing.",
+      );
+    }
     const forkPoint = originalChain.find((tuple) => isDeepStrictEqual(tuple.checkpoint.next, ["summarize"]));
     if (!forkPoint) return fail(`The finished thread has no checkpoint with next = ["summarize"] to fork from (next values: ${show(originalChain.map((t) => t.checkpoint.next))}).`);
     const summaries = ledger.runs("summarize");
@@ -467,6 +554,11 @@ grader.excellence(
   },
 );
 
+/** compensate() was only called for effects that happened, with the key each ran with and the update it returned. */
+function expectHonestCompensations(world: World, situation: string): void {
+  if (world.compensationIssues.length > 0) fail(`${situation}, ${world.compensationIssues.join("; ")}. CompensationContext.effectKey is the key the effect ran with and effectUpdate the update it returned.`);
+}
+
 function sameCheckpoint(a: CheckpointTuple, b: CheckpointTuple): boolean {
   return isDeepStrictEqual(a.checkpoint, b.checkpoint) && a.parentConfig?.checkpointId === b.parentConfig?.checkpointId;
 }
@@ -486,7 +578,8 @@ grader.excellence(
     const crashed = await runThread(await freshProc(check), thread, { point });
     if (crashed.kind !== "crashed") fail(`The version-1 run was meant to crash at "${label(point)}", but ${describeOutcome(crashed)}.`);
     const threadId = thread.world.threadId;
-    const stamped = await withStore(thread.file, async (saver) => (await saver.getTuple({ threadId }))?.checkpoint.stateSchemaVersion);
+    const paused = await withStore(thread.file, (saver) => saver.getTuple({ threadId }));
+    const stamped = paused?.checkpoint.stateSchemaVersion;
     if (stamped !== 1) fail(`The paused run's latest checkpoint has stateSchemaVersion ${show(stamped)}; stamp each checkpoint with the workflow's schemaVersion (1 here).`);
     const ledger = thread.world.ledger;
     const entries = ledger.entries.length;
@@ -494,14 +587,21 @@ grader.excellence(
     const checkpoints = await count();
     const proc = await sharedProc(api, check);
     const refused = await runThread(proc, thread, { workflow: { version: 2 } });
-    await expectRejects(
+    const mismatch = (await expectRejects(
       async () => {
         if (refused.kind === "failed") throw refused.error;
         if (refused.kind !== "finished") throw new Error(describeOutcome(refused));
       },
       (error) => error instanceof api.SchemaMismatchError,
       "Resuming a version-1 checkpoint with a version-2 workflow that has no migrate()",
-    );
+    )) as InstanceType<RecoveryApi["SchemaMismatchError"]>;
+    const pausedId = paused?.config.checkpointId ?? "";
+    if (mismatch.name !== "SchemaMismatchError" || mismatch.checkpointVersion !== 1 || mismatch.workflowVersion !== 2 || !mismatch.message.includes(pausedId) || !/migrate/.test(mismatch.message)) {
+      fail(
+        `Resuming the version-1 checkpoint ${pausedId} with a version-2 workflow threw ${show({ name: mismatch.name, checkpointVersion: mismatch.checkpointVersion, workflowVersion: mismatch.workflowVersion, message: mismatch.message })}; ` +
+          'expected the given SchemaMismatchError(1, 2, checkpointId): name "SchemaMismatchError", both versions, and a message naming the checkpoint and the way out (migrate).',
+      );
+    }
     if (ledger.entries.length !== entries || (await count()) !== checkpoints) fail("The refused version-2 resume still ran nodes or saved checkpoints; refuse before doing anything.");
     // The migrated run crashes again; every checkpoint it wrote must carry version 2, and a second resume must not migrate twice.
     const checkpointsBefore = await withStore(thread.file, async (saver) => new Set((await allCheckpoints(saver, threadId)).map((t) => t.config.checkpointId)));

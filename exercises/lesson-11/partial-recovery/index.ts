@@ -39,10 +39,14 @@
  *    { threadId, node, effectKey, idempotencyKey, effectUpdate })` of every finished effect of this
  *    timeline (parallel ones included; on a fork: the shared history before the fork point and what the
  *    fork itself ran, never the original branch's effects after the fork point), newest first, each once
- *    (`effectKey`: the key the effect ran with; `idempotencyKey`: the compensation's own stable
- *    key), then save a final checkpoint (`next: []`, metadata `status: "compensated"`, `error`) and
- *    resolve with `{ status: "compensated", error }`. Resuming it later returns the same, running
- *    nothing. A crash in the middle of compensating must not repeat an undo.
+ *    (`effectKey`: the key the effect ran with; `effectUpdate`: the update it returned; a task that
+ *    failed, even beside finished ones in the failing step, has nothing to undo; `idempotencyKey`:
+ *    the compensation's own stable key), then save a final checkpoint (`next: []`, metadata
+ *    `source: "loop"`, the next `step`, `status: "compensated"`, `error`) and resolve with
+ *    `{ status: "compensated", error }` (`error` says why: the failing node's error message).
+ *    Resuming it later returns the same result, running nothing. A crash in the middle of
+ *    compensating must not repeat an undo that had finished (record each before the next starts)
+ *    nor run the failed task again.
  * 5. Fork. `checkpointId` older than the latest: save a new checkpoint whose parent is that one
  *    (same state and next, metadata `source: "fork"`) and continue from it; the checkpoints
  *    after it stay as they were. `checkpointId` equal to the latest: a plain resume.
@@ -51,8 +55,9 @@
  *    `SchemaMismatchError` before running anything. Checkpoints written after a migration hold
  *    the new version's state and say so.
  * 7. Bad input (duplicate node names, unknown start/next names, empty threadId, a new thread
- *    without input, an unknown checkpointId) throws `RecoveryError` saying what is wrong, before
- *    anything runs or is saved. A router that returns an unknown node fails the run with
+ *    without input, an unknown checkpointId, a node whose `run` is not a function) throws
+ *    `RecoveryError` saying what is wrong (naming the node, the field or the checkpoint id),
+ *    before anything runs or is saved. A router that returns an unknown node fails the run with
  *    `RecoveryError`, and no checkpoint may schedule that node.
  *
  * Resolve with `{ state, status: "completed" | "compensated", checkpointId, error? }`.

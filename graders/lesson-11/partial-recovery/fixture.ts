@@ -66,14 +66,14 @@ export class Ledger {
 
 // ---- crash points ---------------------------------------------------------------------
 
-export type Moment = "before" | "after-work" | "after-checkpoint" | "after-compensate";
+export type Moment = "before" | "after-work" | "after-checkpoint" | "before-compensate" | "after-compensate";
 export interface CrashPoint {
   moment: Moment;
   node: string;
 }
 export const label = (point: CrashPoint) => `${point.moment}:${point.node}`;
 
-type Context = { idempotencyKey?: unknown; attempt?: unknown; threadId?: unknown; effectKey?: unknown };
+type Context = { idempotencyKey?: unknown; attempt?: unknown; threadId?: unknown; effectKey?: unknown; effectUpdate?: unknown };
 type State = Record<string, unknown>;
 
 /**
@@ -89,6 +89,8 @@ export class World {
   waitLimitMs = 3_000;
   /** saga only: whether the carrier accepts the parcel (by default it refuses, so every saga run fails at ship). */
   carrierAccepts = false;
+  /** What compensate() was told that does not match the effect it undoes (a wrong effectKey or effectUpdate). */
+  readonly compensationIssues: string[] = [];
 
   constructor(
     readonly workflow: WorkflowName,
@@ -187,6 +189,8 @@ export class World {
         return { receipt: this.call("payments", context, `charge ${String(state.amount)}`) };
       case "sagaParallel/book":
         return { booking: this.call("courier", context, `book a courier for ${String(state.orderId)}`) };
+      case "sagaParallel/insure":
+        return { policy: this.call("insurance", context, `insure the parcel of ${String(state.orderId)}`) };
       case "flaky/charge": {
         const receipt = this.call("payments", context, `charge ${String(state.amount)}`);
         if (Number(context.attempt) === 1) {
@@ -206,8 +210,24 @@ export class World {
     }
   }
 
+  /** compensate(node) must name an effect that happened: the key it ran with and the update it returned. */
+  private verifyCompensation(node: string, context: Context): void {
+    const effect = SAGA_EFFECTS[node as keyof typeof SAGA_EFFECTS];
+    if (!effect) return;
+    const call = this.ledger.executed(effect.service).find((entry) => entry.key === context.effectKey && entry.thread === this.threadId);
+    const update = context.effectUpdate as State | undefined;
+    if (!call) {
+      this.compensationIssues.push(`compensate() of "${node}" was called with effectKey ${JSON.stringify(context.effectKey)}, but no ${effect.service} request ran with that key${node === "ship" ? ' ("ship" failed: it has no effect to undo)' : ""}`);
+    } else if (update?.[effect.field] !== call.result) {
+      this.compensationIssues.push(`compensate() of "${node}" got effectUpdate ${JSON.stringify(update)}, but "${node}" returned { ${effect.field}: ${JSON.stringify(call.result)} }`);
+    }
+  }
+
   private async compensate(node: string, _state: State, context: Context): Promise<void> {
     if (this.workflow !== "saga" && this.workflow !== "sagaParallel") return;
+    if (this.at("before-compensate", node)) return this.crash.fire();
+    this.verifyCompensation(node, context);
+    if (node === "insure") this.ledger.call("voids", context.idempotencyKey, `void ${String(context.effectKey)}`, this.threadId);
     if (node === "book") this.ledger.call("cancellations", context.idempotencyKey, `cancel ${String(context.effectKey)}`, this.threadId);
     if (node === "reserve") this.ledger.call("releases", context.idempotencyKey, `release ${String(context.effectKey)}`, this.threadId);
     if (node === "charge") {
@@ -216,6 +236,15 @@ export class World {
     }
   }
 }
+
+/** The saga workflows' effects: the provider each calls and the state field its update sets. */
+const SAGA_EFFECTS = {
+  reserve: { service: "stock", field: "reservation" },
+  charge: { service: "payments", field: "receipt" },
+  book: { service: "courier", field: "booking" },
+  insure: { service: "insurance", field: "policy" },
+  ship: { service: "shipping", field: "parcel" },
+} as const;
 
 export const ORDER_NODES = ["quote", "charge", "notify", "summarize"] as const;
 export const ORDER_EFFECTS = { charge: "payments", notify: "email" } as const;

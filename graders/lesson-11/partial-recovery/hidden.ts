@@ -17,7 +17,7 @@ export function registerHiddenChecks(grader: Grader<RecoveryApi>): void {
       weight: 2,
       visibility: "hidden",
       category: "saga under crashes",
-      timeout: 15_000,
+      timeout: 25_000,
     },
     async (_api, check) => {
       const thread = newCase(check, "saga", orderInput());
@@ -30,6 +30,18 @@ export function registerHiddenChecks(grader: Grader<RecoveryApi>): void {
       const releases = ledger.executed("releases").length;
       if (refunds !== 1 || releases !== 1) fail(`Across the crash, the saga executed ${refunds} refund(s) and ${releases} release(s); expected exactly one of each.`);
       if (ledger.runs("reserve") !== 1 || ledger.runs("charge") !== 1) fail("The resumed saga ran reserve or charge again; a failed thread is only compensated.");
+      if (ledger.runs("ship") !== 2) fail(`Across the crash, "ship" (maxAttempts 2) ran ${ledger.runs("ship")} time(s); it had already failed for good before the crash (its failure was recorded), so the resume only compensates: 2 runs in all.`);
+      // A crash once the refund had returned (the release about to start): the refund is done, not in flight.
+      const second = newCase(check, "saga", orderInput());
+      const halfway = await runThread(await freshProc(check), second, { point: { moment: "before-compensate", node: "reserve" } });
+      if (halfway.kind !== "crashed") fail(`The saga run was meant to crash once the charge was refunded, before the reservation's release, but ${halfway.kind === "finished" ? "it ended without releasing the reservation" : describeOutcome(halfway)}.`);
+      const finished = resultOf(await runThread(await freshProc(check), { ...second, input: undefined }), "Resuming a saga that crashed between two compensations did not finish:");
+      if (finished.status !== "compensated") fail(`The saga resumed between two compensations reported ${show(finished.status)}; expected "compensated".`);
+      const refundCalls = second.world.ledger.calls("refunds").length;
+      const released = second.world.ledger.executed("releases").length;
+      if (refundCalls !== 1 || released !== 1) {
+        fail(`A saga crashed after the refund had returned and before the release started; across the crash, refund was called ${refundCalls} time(s) and the release executed ${released} time(s): record each finished undo before starting the next, so the resume calls only the ones not done (refund once, release once).`);
+      }
     },
   );
 

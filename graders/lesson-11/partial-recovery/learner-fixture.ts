@@ -59,13 +59,14 @@ export interface WorkflowOptions {
   version?: number;
   migrate?: boolean;
   /** A broken variant for the bad-input check. */
-  variant?: "duplicate" | "unknown-start" | "unknown-next" | "router-unknown";
+  variant?: "duplicate" | "unknown-start" | "unknown-next" | "router-unknown" | "run-not-function";
 }
 
 interface NodeSpec {
   name: string;
   kind: "pure" | "effect";
-  next: Next;
+  /** Absent: the run ends after this node. */
+  next?: Next;
   maxAttempts?: number;
   compensable?: boolean;
 }
@@ -74,7 +75,7 @@ function build(hooks: Hooks, specs: NodeSpec[]) {
   return specs.map((spec) => ({
     name: spec.name,
     kind: spec.kind,
-    next: spec.next,
+    ...(spec.next !== undefined && { next: spec.next }),
     ...(spec.maxAttempts !== undefined && { maxAttempts: spec.maxAttempts }),
     run: (state: State, context: unknown) => hooks.run(spec.name, { ...state }, context),
     ...(spec.compensable && { compensate: (state: State, context: unknown) => hooks.compensate(spec.name, { ...state }, context) }),
@@ -91,7 +92,7 @@ export function workflow(name: WorkflowName, hooks: Hooks, options: WorkflowOpti
       { name: "quote", kind: "pure", next: (state) => (due(state) > 0 ? ["charge"] : ["summarize"]) },
       { name: "charge", kind: "effect", next: ["notify"] },
       { name: "notify", kind: "effect", next: ["summarize"] },
-      { name: "summarize", kind: "pure", next: [] },
+      { name: "summarize", kind: "pure" },
     ];
   } else if (name === "parallel") {
     specs = [
@@ -109,9 +110,10 @@ export function workflow(name: WorkflowName, hooks: Hooks, options: WorkflowOpti
   } else if (name === "sagaParallel") {
     specs = [
       { name: "reserve", kind: "effect", next: ["charge", "book"], compensable: true },
-      { name: "charge", kind: "effect", next: ["ship"], compensable: true },
+      { name: "charge", kind: "effect", next: ["ship", "insure"], compensable: true },
       { name: "book", kind: "effect", next: ["ship"], compensable: true },
       { name: "ship", kind: "effect", next: [], compensable: true },
+      { name: "insure", kind: "effect", next: [], compensable: true },
     ];
   } else if (name === "flaky") {
     specs = [{ name: "charge", kind: "effect", next: [], maxAttempts: 3 }];
@@ -126,10 +128,12 @@ export function workflow(name: WorkflowName, hooks: Hooks, options: WorkflowOpti
   if (options.variant === "unknown-start") start = ["checkout"];
   if (options.variant === "unknown-next") specs = specs.map((spec, index) => (index === 1 ? { ...spec, next: ["refundDesk"] } : spec));
   if (options.variant === "router-unknown") specs = specs.map((spec, index) => (index === 0 ? { ...spec, next: () => ["refundDesk"] } : spec));
+  const nodes: Array<Record<string, unknown>> = build(hooks, specs);
+  if (options.variant === "run-not-function") nodes[0] = { ...nodes[0], run: "quote the order" };
   return {
     schemaVersion: version,
     start,
-    nodes: build(hooks, specs),
+    nodes,
     ...(options.migrate && {
       migrate: (state: State, fromVersion: number) => {
         if (fromVersion !== 1) throw new Error(`no migration from version ${fromVersion}`);

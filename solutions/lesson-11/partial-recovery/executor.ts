@@ -18,8 +18,10 @@ import { parseRunOptions, parseWorkflow } from "./schemas.ts";
 import type { RunOptions, RunResult, RunStatus, Workflow, WorkflowNode, WorkflowState } from "./types.ts";
 
 /** Channel of a task's update in the pending writes. */
+// Stryker disable next-line StringLiteral: a channel name private to this executor (written and read only here, distinct from ERROR whatever its text)
 export const UPDATE = "update";
 /** Channel recording that one effect was compensated (on the checkpoint where the run failed). */
+// Stryker disable next-line StringLiteral: a channel name private to this executor (written and read only here, distinct from ERROR whatever its text)
 export const COMPENSATED = "compensated";
 
 type TupleConfig = CheckpointTuple["config"];
@@ -85,6 +87,7 @@ export class RecoveringExecutor<S extends WorkflowState> {
     if (checkpointId !== undefined) {
       const chosen = await saver.getTuple({ threadId, checkpointId });
       if (!chosen) throw new RecoveryError(`Thread "${threadId}" has no checkpoint "${checkpointId}": pass an id from its history, or omit checkpointId to resume the latest.`);
+      // Stryker disable next-line OptionalChaining: `chosen` exists, so the thread has a latest checkpoint and `latest` is never undefined here
       if (chosen.config.checkpointId === latest?.config.checkpointId) return chosen;
       this.stateAt(chosen); // refuse a fork this workflow could not run before writing it
       // An older checkpoint: replaying it in place would rewrite history, so branch off it.
@@ -122,9 +125,11 @@ export class RecoveringExecutor<S extends WorkflowState> {
       position.checkpoint.next.map(async (name): Promise<TaskOutcome> => {
         const taskId = taskIdFor(checkpointId, name);
         // Writes made under another schema version hold old-shape updates: run those tasks again.
+        // Stryker disable next-line ArrayDeclaration: ["Stryker was here"] destructures to task "S", channel "t": neither ERROR nor UPDATE, so the task runs, as with []
         const saved = this.versionMatches(position) ? position.pendingWrites.filter(([task]) => task === taskId) : [];
         const error = saved.find(([, channel]) => channel === ERROR);
         if (error) return { node: name, error: String(error[2]) };
+        // Stryker disable next-line ConditionalExpression: a task's own writes are one UPDATE or one ERROR (handled above), so "the first write" is the UPDATE
         const update = saved.find(([, channel]) => channel === UPDATE);
         if (update) return { node: name, update: update[2] as WorkflowState };
         return this.runTask(position, state, name, taskId);
@@ -133,6 +138,7 @@ export class RecoveringExecutor<S extends WorkflowState> {
   }
 
   private async runTask(position: Position, state: S, name: string, taskId: string): Promise<TaskOutcome> {
+    // Stryker disable next-line StringLiteral: unreachable message: every scheduled name was checked by stateAt() or successors() before it got here
     const node = this.node(name, "the step");
     const checkpointId = position.config.checkpointId;
     const maxAttempts = node.maxAttempts ?? 1;
@@ -165,6 +171,7 @@ export class RecoveringExecutor<S extends WorkflowState> {
   private successors(ran: readonly string[], state: S): string[] {
     const next = new Set<string>();
     for (const name of ran) {
+      // Stryker disable next-line StringLiteral: unreachable message: `ran` is a checkpoint's next, whose names stateAt() or successors() already checked
       const node = this.node(name, "the step");
       const targets = typeof node.next === "function" ? node.next(state) : (node.next ?? []);
       if (!Array.isArray(targets)) throw new RecoveryError(`The router of node "${name}" returned ${typeof targets}; return an array of node names ([] to end).`);
@@ -220,6 +227,7 @@ export class RecoveringExecutor<S extends WorkflowState> {
         const node = this.nodes.get(name);
         const taskId = taskIdFor(step.config.checkpointId, name);
         const write = step.pendingWrites.find(([task, channel]) => task === taskId && channel === UPDATE);
+        // Stryker disable next-line OptionalChaining: every name of a checkpoint's next on this timeline was checked against the workflow's nodes before it was saved or resumed
         if (node?.kind === "effect" && write) effects.push({ node: node as WorkflowNode, key: this.idempotencyKey(step.config.checkpointId, name), update: write[2] as WorkflowState });
       }
     }
@@ -243,7 +251,9 @@ export class RecoveringExecutor<S extends WorkflowState> {
     const checkpoint: Checkpoint = { v: 1, id: newCheckpointId(), ts: new Date().toISOString(), channelValues: state, next, stateSchemaVersion };
     const parentConfig = parent?.config;
     const saved = await this.options.saver.put({ threadId: this.options.threadId, ...(parentConfig && { checkpointId: parentConfig.checkpointId }) }, checkpoint, metadata);
+    // Stryker disable next-line LogicalOperator,StringLiteral: put() resolves the namespace and returns it ("" here); getTuple() treats a missing one as "" too
     const config: TupleConfig = { threadId: this.options.threadId, checkpointNs: saved.checkpointNs ?? "", checkpointId: checkpoint.id };
+    // Stryker disable next-line ArrayDeclaration,ConditionalExpression,LogicalOperator,ObjectLiteral: a new checkpoint has no writes ("Stryker was here" matches no task id), and compensate() re-reads its position, parent pointer included, from the store
     return { config, checkpoint, metadata, pendingWrites: [], ...(parentConfig && { parentConfig }) };
   }
 
