@@ -91,18 +91,49 @@ async function checkCompareAndSet(api: LockingApi, check: CheckContext<LockingAp
     if (conflict.expectedVersion !== stale || conflict.actualVersion !== writes) {
       throw new Error(withSeed(`${backend}: the VersionConflictError carried expectedVersion ${String(conflict.expectedVersion)} and actualVersion ${String(conflict.actualVersion)}; expected ${stale} and ${writes}.`));
     }
+    // The error is evidence for an operator: its name, the thread and both versions, and what to do.
+    const words = conflict.message.split(/[^\w-]+/);
+    if (conflict.name !== "VersionConflictError" || !conflict.message.includes(threadId) || !words.includes(String(stale)) || !words.includes(String(writes))) {
+      throw new Error(`${backend}: the VersionConflictError was ${describe(conflict)}; its name must be "VersionConflictError" and its message must name the thread and both versions (${stale} expected, ${writes} stored).`);
+    }
     const after = await first.get(threadId);
     if (after?.version !== writes || after.state.writer !== "first") {
       throw new Error(withSeed(`${backend}: the refused write changed the thread (now ${JSON.stringify(after)}); a conflicting put must leave it untouched.`));
     }
   }
+  // A thread never written is at version 0: any other expectedVersion conflicts, and nothing is created.
+  const unwritten = opaqueId();
+  const guess = 1 + Math.floor(random() * 5);
+  const error = await thrownBy(
+    () => second.put(unwritten, { count: 1, writer: "stale" }, guess),
+    `${backend}: put with expectedVersion ${guess} on a thread never written succeeded; the thread is at version 0, so a compare-and-set must refuse it.`,
+  );
+  const conflict = error as InstanceType<LockingApi["VersionConflictError"]>;
+  if (!(error instanceof other.api.VersionConflictError) || conflict.expectedVersion !== guess || conflict.actualVersion !== 0) {
+    throw new Error(withSeed(`${backend}: put with expectedVersion ${guess} on a thread never written threw ${describe(error)}${error instanceof other.api.VersionConflictError ? ` (expectedVersion ${String(conflict.expectedVersion)}, actualVersion ${String(conflict.actualVersion)})` : ""}; expected VersionConflictError with expectedVersion ${guess} and actualVersion 0.`));
+  }
+  const created = await first.get(unwritten);
+  if (created !== undefined) throw new Error(`${backend}: the refused put on a thread never written created it (get() returned ${JSON.stringify(created)}); it must stay undefined.`);
 }
 
 grader.core(
   "SQLite: put is a compare-and-set; a stale expectedVersion throws VersionConflictError with both versions",
   { hint: "Make put one conditional write inside a transaction (UPDATE ... WHERE version = expected; INSERT for version 0) and throw VersionConflictError(threadId, expected, actual) when no row changed.", section: "compare-and-set-on-sqlite", weight: 3 },
   async (api, check) => {
-    await checkCompareAndSet(api, check, "SQLite", sqliteStore(databaseFile(check)));
+    const file = databaseFile(check);
+    await checkCompareAndSet(api, check, "SQLite", sqliteStore(file));
+    // close() closes the store's own connection: the store cannot be used afterwards, the file stays.
+    const store = await sqliteStore(file)(api);
+    const threadId = opaqueId();
+    await store.put(threadId, { count: 1, writer: "closing" }, 0);
+    await store.close?.();
+    const afterClose = await store.get(threadId).then(
+      (value) => ({ value }),
+      (error: unknown) => ({ error }),
+    );
+    if ("value" in afterClose) throw new Error(`SQLite: get() after close() returned ${JSON.stringify(afterClose.value)}; close() must close the store's connection, so a later call fails.`);
+    const reopened = await (await sqliteStore(file)(api)).get(threadId);
+    if (reopened?.state.writer !== "closing") throw new Error(`SQLite: a store opened on the file after another one was closed read ${JSON.stringify(reopened)}; the closed store's write must be in the file.`);
   },
 );
 
@@ -111,6 +142,28 @@ grader.core(
   { hint: "Check the version and write the state in one atomic step: a Lua script (EVAL), or WATCH + MULTI/EXEC on a connection of its own; throw VersionConflictError(threadId, expected, actual) when the check fails.", section: "compare-and-set-on-redis", weight: 3 },
   async (api, check) => {
     await withRedis((redis) => checkCompareAndSet(api, check, "Redis", redisStore(redis)));
+  },
+);
+
+grader.excellence(
+  "MemoryVersionedStore (the given worked example) still keeps the contract: undefined for a thread never written, put a compare-and-set returning the new version",
+  { hint: "If you change MemoryVersionedStore, keep its contract: get() returns undefined for a thread never written, put() writes only at the expected version (0 for a new thread), returns expectedVersion + 1 and otherwise throws VersionConflictError(threadId, expected, actual).", section: "versions-and-compare-and-set", weight: 1 },
+  async (api) => {
+    const store = (await new api.MemoryVersionedStore<Counter>()) as unknown as Store;
+    const threadId = opaqueId();
+    const before = await store.get(threadId);
+    if (before !== undefined) throw new Error(`MemoryVersionedStore.get() of a thread never written returned ${JSON.stringify(before)}; it must return undefined.`);
+    const versions = [await store.put(threadId, { count: 1, writer: "first" }, 0), await store.put(threadId, { count: 2, writer: "first" }, 1)];
+    if (versions.join() !== "1,2") throw new Error(`MemoryVersionedStore: puts with expectedVersion 0 and then 1 returned ${JSON.stringify(versions)}; each must return the new version (1, then 2).`);
+    for (const [what, id, expected, actual] of [["a stale expectedVersion (1, the store holds 2)", threadId, 1, 2], ["expectedVersion 3 on a thread never written", opaqueId(), 3, 0]] as const) {
+      const error = await thrownBy(() => store.put(id, { count: 9, writer: "stale" }, expected), `MemoryVersionedStore: a put with ${what} succeeded; it must throw VersionConflictError.`);
+      const conflict = error as InstanceType<LockingApi["VersionConflictError"]>;
+      if (!(error instanceof api.VersionConflictError) || conflict.expectedVersion !== expected || conflict.actualVersion !== actual) {
+        throw new Error(`MemoryVersionedStore: a put with ${what} threw ${describe(error)}; expected VersionConflictError with expectedVersion ${expected} and actualVersion ${actual}.`);
+      }
+    }
+    const after = await store.get(threadId);
+    if (after?.version !== 2 || after.state.count !== 2 || after.state.writer !== "first") throw new Error(`MemoryVersionedStore: after two writes and a refused one, get() returned ${JSON.stringify(after)}; expected version 2 with the second write's state.`);
   },
 );
 
@@ -190,7 +243,7 @@ grader.core(
 );
 
 /** Runs updateWithRetry against a store (in the learner process) on which every put loses the race. */
-async function retryAgainstConflicts(api: LockingApi, check: CheckContext<LockingApi>, options: { maxAttempts: number; baseDelayMs: number; maxDelayMs?: number; injectSleep: boolean; fencingToken?: number }) {
+async function retryAgainstConflicts(api: LockingApi, check: CheckContext<LockingApi>, options: { maxAttempts: number; baseDelayMs: number; maxDelayMs?: number; injectSleep: boolean; fencingToken?: number; random?: () => number }) {
   const fixture = await check.fixture<Fixture>("writers");
   const store = await fixture.conflictingStore(api.VersionConflictError as never, 50);
   const { injectSleep, ...retry } = options;
@@ -250,6 +303,32 @@ grader.core(
   },
 );
 
+grader.excellence(
+  "each backoff wait is random() * min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1)), with the jitter drawn from options.random",
+  { hint: "Draw the jitter from options.random (once per wait) and cap the doubling delay at maxDelayMs: sleep(random() * Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1))) before attempt n+1.", section: "bounded-retry-with-backoff-and-jitter", weight: 1 },
+  async (api, check) => {
+    const fixture = await check.fixture<Fixture>("writers");
+    const draw = seededRandom();
+    const baseDelayMs = 3 + Math.floor(draw() * 6);
+    // Between 5 and 6 times the base: the fourth and fifth waits are capped, the first three are not.
+    const maxDelayMs = 5 * baseDelayMs + Math.floor(draw() * baseDelayMs);
+    const values = Array.from({ length: 5 }, () => 0.05 + draw() * 0.9);
+    const jitter = await fixture.randomSequence(values);
+    const { outcome, delays } = await retryAgainstConflicts(api, check, { maxAttempts: 6, baseDelayMs, maxDelayMs, injectSleep: true, random: jitter.random });
+    if (outcome === "unbounded") throw new Error("updateWithRetry with maxAttempts 6 kept retrying past 50 puts, so its waits cannot be judged; bound the retries first.");
+    const expected = values.map((r, i) => r * Math.min(maxDelayMs, baseDelayMs * 2 ** i));
+    const round = (ms: number[]) => JSON.stringify(ms.map((ms) => Math.round(ms * 1000) / 1000));
+    if (delays.length !== expected.length || delays.some((ms, i) => !(Math.abs(ms - expected[i]!) <= 1e-6 * Math.max(1, expected[i]!)))) {
+      throw new Error(
+        withSeed(
+          `With baseDelayMs ${baseDelayMs}, maxDelayMs ${maxDelayMs} and options.random returning ${round(values)} in turn, updateWithRetry slept ${round(delays)}; ` +
+            `expected ${round(expected)}: before attempt n+1, random() * min(maxDelayMs, baseDelayMs * 2 ** (n - 1)), one random() per wait.`,
+        ),
+      );
+    }
+  },
+);
+
 grader.core(
   "bad input (empty thread id, negative or fractional version, token 0, zero maxAttempts, zero TTL, a bad Redis namespace or ttlMs) throws LockingInputError",
   { hint: "Validate arguments at the boundary (zod) of every store, the lease and the retry helper, and throw LockingInputError with a message saying what was wrong and an example of a valid value.", section: "versions-and-compare-and-set", weight: 1 },
@@ -278,11 +357,20 @@ grader.core(
         ["RedisVersionedStore with ttlMs -5", badRedisOption({ ttlMs: -5 })],
         ["RedisVersionedStore with ttlMs 1.5", badRedisOption({ ttlMs: 1.5 })],
         ["updateWithRetry with maxAttempts 0", () => api.updateWithRetry(sqlite as never, "t", () => ({ count: 1, writer: "x" }), { maxAttempts: 0, baseDelayMs: 1 })],
+        ["RedisVersionedStore with namespace \"{tenant}-a\" (braces change the hash tag)", badRedisOption({ namespace: "{tenant}-a" })],
         ["acquireLease with ttlMs 0", async () => api.acquireLease(await clientFor(redis, check.learner), opaqueId(), 0)],
+        [
+          "renew(0) on a held lease",
+          async () => {
+            const lease = (await api.acquireLease(await clientFor(redis, check.learner), opaqueId(), 60_000)) as { renew(ttlMs?: number): Promise<boolean> } | undefined;
+            if (!lease) throw new Error("grader: acquireLease returned nothing for a free lease");
+            return lease.renew(0);
+          },
+        ],
       );
       for (const [what, call] of cases) {
         const error = await thrownBy(call, `${what} was accepted; it must throw LockingInputError.`);
-        if (!(error instanceof api.LockingInputError)) throw new Error(`${what} threw ${describe(error)}; it must throw your LockingInputError.`);
+        if (!(error instanceof api.LockingInputError) || error.name !== "LockingInputError") throw new Error(`${what} threw ${describe(error)}; it must throw your LockingInputError (named "LockingInputError").`);
         if (error.message.length < 20) throw new Error(`${what} threw LockingInputError("${error.message}"); say what was wrong and what a valid value looks like.`);
       }
     });
@@ -296,7 +384,7 @@ grader.excellence(
   { hint: "Acquire with SET lease owner NX PX ttl and, in the same atomic step (a Lua script, or WATCH/MULTI), INCR a per-thread counter that has no expiry; return that number as the token.", section: "leases-and-fencing-tokens", weight: 2 },
   async (api, check) => {
     await withRedis(async (redis) => {
-      const threadId = opaqueId();
+      const [threadId, otherThread] = [opaqueId(), opaqueId()];
       const tokens: number[] = [];
       const holders = 3 + Math.floor(seededRandom()() * 3);
       const from = redis.commands.length;
@@ -310,6 +398,12 @@ grader.excellence(
           // (Only against a long lease: a 40 ms one may lapse on a busy machine before the rival asks.)
           const rival = await api.acquireLease(await clientFor(redis, check.learner), threadId, 5_000);
           if (rival) throw new Error(withSeed(`A second caller acquired the lease while holder ${holder + 1} held it; SET ... NX must refuse it.`));
+          if (holder === 0) {
+            // A lease is per thread: another thread's lease is free meanwhile.
+            const elsewhere = (await api.acquireLease(await clientFor(redis, check.learner), otherThread, 5_000)) as Lease | undefined;
+            if (!elsewhere) throw new Error("While one thread's lease was held, the lease of another thread could not be acquired; a lease must cover one thread only (its keys carry the thread id).");
+            await elsewhere.release();
+          }
         }
         if (expires) await sleep(80);
         else if (!(await lease.release())) throw new Error("release() by the live owner returned false; it must delete the lease and return true.");
@@ -319,6 +413,9 @@ grader.excellence(
       }
       // Every lease is gone now; whatever acquireLease keeps (the counter) must not expire.
       const kept: string[] = [];
+      // threadKeys: every key of a thread carries its id as the hash tag (one Redis Cluster slot per thread).
+      const untagged = [...keysTouched(redis, from)].filter((key) => !key.includes(`{${threadId}}`) && !key.includes(`{${otherThread}}`));
+      if (untagged.length > 0) throw new Error(`acquireLease and release wrote the key(s) ${JSON.stringify(untagged)}, which do not carry the thread id as a hash tag; use threadKeys(namespace, threadId), so a thread's lease and token counter are its own and share one Cluster slot.`);
       for (const key of keysTouched(redis, from)) {
         if (!(await redis.client.exists(key))) continue;
         const ttl = await redis.client.pttl(key);
@@ -412,9 +509,29 @@ grader.excellence(
         if (stale.fencingToken !== holderA.token || stale.newestToken !== holderB.token) {
           throw new Error(`${backend}: StaleFencingTokenError carried fencingToken ${String(stale.fencingToken)} and newestToken ${String(stale.newestToken)}; expected ${holderA.token} and ${holderB.token}.`);
         }
+        const words = stale.message.split(/[^\w-]+/);
+        if (stale.name !== "StaleFencingTokenError" || !stale.message.includes(threadId) || !words.includes(String(holderA.token)) || !words.includes(String(holderB.token))) {
+          throw new Error(`${backend}: the StaleFencingTokenError was ${describe(stale)}; its name must be "StaleFencingTokenError" and its message must name the thread and both tokens (${holderA.token} refused, ${holderB.token} newest).`);
+        }
         const after = await store.get(threadId);
         if (after?.state.writer !== "B") throw new Error(`${backend}: after the refused stale write the thread holds ${JSON.stringify(after?.state)}; B's write must survive.`);
-        await store.put(threadId, { count: 3, writer: "B" }, after.version, { fencingToken: holderB.token });
+        const third = await store.put(threadId, { count: 3, writer: "B" }, after.version, { fencingToken: holderB.token });
+        // B's own token is the newest, not a stale one: with an old version that is a version conflict.
+        const sameToken = await thrownBy(
+          () => store.put(threadId, { count: 9, writer: "B (old version)" }, third - 1, { fencingToken: holderB.token }),
+          `${backend}: a put with an old expectedVersion succeeded because it carried the newest fencing token; the version must still be compared.`,
+        );
+        if (!(sameToken instanceof api.VersionConflictError)) {
+          throw new Error(`${backend}: a put with the newest fencing token (${holderB.token}, the one the store accepted last) and an old expectedVersion threw ${describe(sameToken)}; only a lower token is stale, so this is a VersionConflictError.`);
+        }
+        // A fenced put on a thread never written, with a version other than 0: a conflict with actualVersion 0.
+        const fresh = await thrownBy(
+          () => store.put(opaqueId(), { count: 1, writer: "B" }, 2, { fencingToken: holderB.token }),
+          `${backend}: a fenced put with expectedVersion 2 on a thread never written succeeded; it must throw VersionConflictError.`,
+        );
+        if (!(fresh instanceof api.VersionConflictError) || (fresh as InstanceType<LockingApi["VersionConflictError"]>).actualVersion !== 0) {
+          throw new Error(`${backend}: a fenced put with expectedVersion 2 on a thread never written threw ${describe(fresh)}${fresh instanceof api.VersionConflictError ? ` with actualVersion ${String(fresh.actualVersion)}` : ""}; expected VersionConflictError with actualVersion 0.`);
+        }
       }
     });
   },
@@ -558,6 +675,122 @@ grader.excellence(
       const next = latest && (await resilient.put(ours, { count: latest.state.count + 1, writer: "us" }, latest.version));
       if (next?.degraded !== false) throw new Error(`After reconcile() a put returned ${JSON.stringify(next)}; the store must be back on the primary (degraded: false).`);
     });
+  },
+);
+
+grader.excellence(
+  "while Redis is down the fallback keeps fencing, answers from what this instance read or wrote, and reconcile() says recovered: false; degraded and onModeChange follow each switch once",
+  {
+    hint: "Remember every state read from or written to the primary (with the newest token seen); in the fallback refuse a token lower than the newest with StaleFencingTokenError; get() returns the fallback's own writes; a reconcile() that cannot reach the primary reports recovered: false and stays degraded; call onModeChange(\"degraded\") and onModeChange(\"primary\") once per switch.",
+    section: "degrading-when-redis-fails",
+    weight: 1,
+    timeout: 20_000,
+  },
+  async (api, check) => {
+    await withRedis(async (redis) => {
+      const modes: string[] = [];
+      const resilient = await new api.ResilientStore<Counter>((await redisStore(redis, undefined, SURVIVES_OUTAGE)(api, check.learner)) as never, { probeIntervalMs: 60_000, onModeChange: (mode: string) => void modes.push(mode) });
+      const otherInstance = await redisStore(redis, undefined, SURVIVES_OUTAGE)(api, check.learner);
+      const [fenced, readOnly, unwritten] = [opaqueId(), opaqueId(), opaqueId()];
+      const isDegraded = () => check.learner.peer.get(resilient, "degraded");
+
+      const missing = await resilient.get(unwritten);
+      if (missing !== undefined) throw new Error(`While Redis was healthy, get() of a thread never written returned ${JSON.stringify(missing)}; it must return undefined.`);
+      await resilient.put(fenced, { count: 1, writer: "holder 5" }, 0, { fencingToken: 5 });
+      await otherInstance.put(readOnly, { count: 3, writer: "other instance" }, 0);
+      const seen = await resilient.get(readOnly);
+      if (seen?.degraded !== false || seen.state.writer !== "other instance") throw new Error(`While Redis was healthy, get() of a thread another instance wrote returned ${JSON.stringify(seen)}; expected its state with degraded: false.`);
+
+      const connectionsBefore = redis.liveConnections;
+      redis.setOutage(true);
+      const outcome = <T>(promise: Promise<T>) =>
+        promise.then(
+          (value) => ({ value }),
+          (error: unknown) => ({ error }),
+        );
+      const shown = (o: { value: unknown } | { error: unknown }) => ("error" in o ? describe(o.error) : JSON.stringify(o.value));
+      // The first call that fails: a read of a thread this instance only read, never wrote.
+      const read = await outcome(resilient.get(readOnly));
+      if (!("value" in read) || read.value?.degraded !== true || read.value.state.writer !== "other instance" || read.value.version !== 1) {
+        throw new Error(`While Redis was down, get() of a thread this instance had read (not written) returned ${shown(read)}; it must answer from memory with the state it saw (version 1) and degraded: true.`);
+      }
+      if ((await isDegraded()) !== true || modes.join() !== "degraded") throw new Error(`After the first call that failed, degraded is ${String(await isDegraded())} and onModeChange was called with ${JSON.stringify(modes)}; expected degraded true and one call, onModeChange("degraded").`);
+      // Nothing written yet: the only way to know whether Redis is back is to ask it.
+      const early = await outcome(resilient.reconcile());
+      if (!("value" in early) || early.value?.recovered !== false || (await isDegraded()) !== true) {
+        throw new Error(`reconcile() while Redis was still down (and nothing written in memory yet) returned ${shown(early)} and left degraded ${String(await isDegraded())}; it must report recovered: false and stay degraded.`);
+      }
+
+      // Fencing in the fallback: a token below the newest accepted in memory is refused.
+      const steps: Array<[string, () => Promise<unknown>, "stale" | number]> = [
+        ["a put with token 6", () => resilient.put(fenced, { count: 2, writer: "holder 6" }, 1, { fencingToken: 6 }), 2],
+        ["a put with token 5 after token 6 was accepted in memory", () => resilient.put(fenced, { count: 9, writer: "holder 5 again" }, 2, { fencingToken: 5 }), "stale"],
+        ["a second put with token 6", () => resilient.put(fenced, { count: 3, writer: "holder 6" }, 2, { fencingToken: 6 }), 3],
+      ];
+      for (const [what, call, expected] of steps) {
+        const result = await outcome(call());
+        if (expected === "stale") {
+          if (!("error" in result) || !(result.error instanceof api.StaleFencingTokenError)) throw new Error(`While Redis was down, ${what} returned ${shown(result)}; the fallback keeps the fencing rules and must throw StaleFencingTokenError.`);
+        } else {
+          const put = "value" in result ? (result.value as { version?: number; degraded?: boolean }) : undefined;
+          if (put?.version !== expected || put.degraded !== true) throw new Error(`While Redis was down, ${what} returned ${shown(result)}; expected { version: ${expected}, degraded: true }.`);
+        }
+      }
+      const own = await outcome(resilient.get(fenced));
+      if (!("value" in own) || own.value?.state.count !== 3 || own.value.version !== 3 || own.value.degraded !== true) {
+        throw new Error(`While Redis was down, get() after this instance's own writes returned ${shown(own)}; it must return the newest state written in memory (count 3, version 3, degraded: true).`);
+      }
+      const stillDown = await outcome(resilient.reconcile());
+      if (!("value" in stillDown) || stillDown.value?.recovered !== false || (await isDegraded()) !== true || modes.join() !== "degraded") {
+        throw new Error(`reconcile() while Redis was still down returned ${shown(stillDown)}, degraded ${String(await isDegraded())}, onModeChange calls ${JSON.stringify(modes)}; it must report recovered: false, stay degraded, and not announce a switch.`);
+      }
+
+      redis.setOutage(false);
+      await reconnected(redis, connectionsBefore, 5_000 * check.slowness);
+      const report = await resilient.reconcile();
+      const primary = await otherInstance.get(fenced);
+      if (report?.recovered !== true || !report.restored.includes(fenced) || primary?.state.writer !== "holder 6" || primary.state.count !== 3) {
+        throw new Error(`Once Redis was back, reconcile() reported ${JSON.stringify(report)} and Redis holds ${JSON.stringify(primary)}; the thread written only in memory (count 3, by holder 6) must be restored.`);
+      }
+      if ((await isDegraded()) !== false || modes.join() !== "degraded,primary") throw new Error(`After a successful reconcile(), degraded is ${String(await isDegraded())} and onModeChange was called with ${JSON.stringify(modes)}; expected degraded false and exactly ["degraded", "primary"].`);
+    });
+  },
+);
+
+grader.excellence(
+  "reconcile() keeps a thread another instance wrote between its read and its write-back (reported with the primary's version), and maxRemembered bounds what the store remembers",
+  {
+    hint: "A write-back is a compare-and-set: when it throws VersionConflictError, another instance got there first; keep the primary's data and list the thread in keptPrimary with the version the conflict reports. Keep at most maxRemembered threads' last states, dropping the least recently used.",
+    section: "degrading-when-redis-fails",
+    weight: 1,
+  },
+  async (api, check) => {
+    const fixture = await check.fixture<Fixture>("writers");
+    const primary = await fixture.flakyPrimary(api.VersionConflictError as never);
+    const resilient = await new api.ResilientStore<Counter>(primary as never, { probeIntervalMs: 60_000, maxRemembered: 2 });
+    const [raced, second, third] = [opaqueId(), opaqueId(), opaqueId()];
+    for (const id of [raced, second, third]) await resilient.put(id, { count: 1, writer: "us" }, 0);
+    // Three threads seen, two remembered: the least recently used (`raced`) is forgotten.
+    await primary.setDown(true);
+    const forgotten = await resilient.get(raced);
+    const remembered = await Promise.all([second, third].map((id) => resilient.get(id)));
+    if (forgotten !== undefined || remembered.some((r) => r?.degraded !== true || r.state.count !== 1)) {
+      throw new Error(`With maxRemembered 2, after writing three threads, the outage reads returned ${JSON.stringify(forgotten)} for the first and ${JSON.stringify(remembered)} for the other two; the store must remember only the 2 most recently used (the first is forgotten: undefined) and answer those from memory.`);
+    }
+    const degraded = await resilient.put(second, { count: 2, writer: "us, degraded" }, 1);
+    if (degraded?.degraded !== true) throw new Error(`A put during the outage returned ${JSON.stringify(degraded)}; expected degraded: true.`);
+    await primary.setDown(false);
+    // Another instance writes `second` between reconcile's read and its write-back.
+    await primary.raceNextPut();
+    const report = await resilient.reconcile();
+    const kept = report?.keptPrimary?.find((k) => k.threadId === second);
+    const stored = await primary.peek(second);
+    if (report?.recovered !== true || (report.restored ?? []).includes(second) || kept?.primaryVersion !== 2 || (kept.fallbackState as Counter | undefined)?.writer !== "us, degraded" || !stored?.encoded.includes("other instance")) {
+      throw new Error(
+        `Another instance wrote the thread (now version 2) after reconcile() read version 1 and before its write-back; reconcile() reported ${JSON.stringify(report)} and the primary holds ${JSON.stringify(stored)}. ` +
+          "Expected recovered: true, the thread in keptPrimary with primaryVersion 2 and the fallback's state, not in restored, and the other instance's write kept.",
+      );
+    }
   },
 );
 

@@ -30,11 +30,15 @@
  *    still holds the lease (compare-and-delete in one atomic step) and resolve to whether they did.
  * 4. `ResilientStore(primary, { probeIntervalMs?, now?, onModeChange? })`: `get` / `put` like the
  *    primary's, results carrying `degraded: boolean`. When the primary throws anything but this
- *    unit's errors, keep going in memory (same compare-and-set rules, starting from the last
- *    state this instance saw) and say `degraded: true`. `reconcile()` writes the fallback's
- *    threads back, except where the primary moved past the version the fallback started from
- *    (another instance wrote meanwhile: keep the primary's); while degraded, get/put call it
- *    at most every `probeIntervalMs`.
+ *    unit's errors, keep going in memory (same compare-and-set and fencing rules, starting from
+ *    the last state this instance saw, read or written) and say `degraded: true`.
+ *    `reconcile()` writes the fallback's threads back, except where the primary moved past the
+ *    version the fallback started from (another instance wrote meanwhile: keep the primary's);
+ *    its report says `recovered: false` (and the store stays degraded) if the primary still
+ *    fails. While degraded, get/put call it at most every `probeIntervalMs`. `onModeChange` is
+ *    called once per switch: ("degraded", cause), then ("primary") when back. `maxRemembered`
+ *    (default 10 000) bounds how many threads' last states it keeps, least recently used dropped
+ *    first. A write-back that conflicts (another instance wrote in between) keeps the primary's.
  * 5. Bad input (empty thread id, negative or fractional version, token < 1, maxAttempts < 1,
  *    ttlMs < 1, a Redis store namespace with braces or a bad `ttlMs`) throws `LockingInputError`
  *    saying what was wrong and what is valid.

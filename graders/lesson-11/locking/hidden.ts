@@ -103,13 +103,20 @@ export function registerHiddenChecks(grader: Grader<LockingApi>): void {
       try {
         const threadId = opaqueId();
         const store = async (options: Record<string, unknown>) => (await new api.RedisVersionedStore<Counter>(await clientFor(redis, check.learner), options)) as unknown as Store;
-        const tenantA = await store({ namespace: `${opaqueId()}-a` });
-        const tenantB = await store({ namespace: `${opaqueId()}-b` });
+        const [namespaceA, namespaceB] = [`${opaqueId()}-a`, `${opaqueId()}-b`];
+        const tenantA = await store({ namespace: namespaceA });
+        const tenantB = await store({ namespace: namespaceB });
         await tenantA.put(threadId, { count: 7, writer: "tenant A" }, 0);
         const leaked = await tenantB.get(threadId);
         if (leaked) throw new Error(`Tenant B read tenant A's thread (${JSON.stringify(leaked)}); the namespace must be part of every key.`);
         if ((await tenantB.put(threadId, { count: 1, writer: "tenant B" }, 0)) !== 1) throw new Error("Tenant B's first write to its own thread did not return version 1.");
         if ((await tenantA.get(threadId))?.state.writer !== "tenant A") throw new Error("Tenant B's write changed tenant A's thread.");
+        // Leases too: the same thread id in two namespaces is two leases.
+        const leaseA = (await api.acquireLease(await clientFor(redis, check.learner), threadId, 60_000, { namespace: namespaceA })) as Lease | undefined;
+        const leaseB = (await api.acquireLease(await clientFor(redis, check.learner), threadId, 60_000, { namespace: namespaceB })) as Lease | undefined;
+        if (!leaseA || !leaseB) throw new Error(`acquireLease for the same thread id in namespaces A and B returned ${leaseA ? "a lease" : "nothing"} and ${leaseB ? "a lease" : "nothing"}; the lease keys must use the namespace given, so each tenant has its own lease.`);
+        await leaseA.release();
+        await leaseB.release();
 
         const shortLived = await store({ namespace: opaqueId(), ttlMs: 40 });
         await shortLived.put(threadId, { count: 1, writer: "ttl" }, 0);
@@ -123,7 +130,7 @@ export function registerHiddenChecks(grader: Grader<LockingApi>): void {
   );
 
   grader.excellence(
-    "a degraded store switches back to Redis by itself once the probe interval has passed",
+    "a degraded store switches back to Redis by itself once the probe interval has passed, and not before",
     {
       hint: "While degraded, try the primary again at most every probeIntervalMs (reconcile first), so recovery does not wait for an operator.",
       section: "degrading-when-redis-fails",
@@ -139,7 +146,7 @@ export function registerHiddenChecks(grader: Grader<LockingApi>): void {
         const clock = await fixture.clock();
         // A few retries per request: a reconnect attempt made during the outage may fail just after it (see SURVIVES_OUTAGE).
         const primary = await new api.RedisVersionedStore<Counter>(await clientFor(redis, check.learner, { maxRetriesPerRequest: 4 }));
-        const resilient = await new api.ResilientStore<Counter>(primary as never, { probeIntervalMs: 1_000, now: clock.now });
+        const resilient = await new api.ResilientStore<Counter>(primary as never, { probeIntervalMs: 4_000, now: clock.now });
         const threadId = opaqueId();
         await resilient.put(threadId, { count: 1, writer: "healthy" }, 0);
         const connectionsBefore = redis.liveConnections;
@@ -148,7 +155,13 @@ export function registerHiddenChecks(grader: Grader<LockingApi>): void {
         if (degraded instanceof Error || (degraded as { degraded?: boolean }).degraded !== true) throw new Error(`A put during the outage returned ${degraded instanceof Error ? describe(degraded) : JSON.stringify(degraded)}; expected degraded: true.`);
         redis.setOutage(false);
         await reconnected(redis, connectionsBefore, 5_000 * check.slowness);
+        // Redis answers again, but the interval has not passed since the failure: no probe yet.
         await clock.advance(1_500);
+        const early = await resilient.get(threadId).catch((error: unknown) => error);
+        if (early instanceof Error || (early as { degraded?: boolean } | undefined)?.degraded !== true) {
+          throw new Error(`1.5 s after the failure, with probeIntervalMs 4000, get() returned ${early instanceof Error ? describe(early) : JSON.stringify(early)}; it must not try the primary before the interval has passed, so it answers from memory (degraded: true).`);
+        }
+        await clock.advance(3_000);
         const back = await resilient.get(threadId);
         if (back?.degraded !== false || back.state.writer !== "degraded") {
           throw new Error(`Once Redis answered again and the probe interval had passed, get() returned ${JSON.stringify(back)}; it must reconcile, switch back and answer from Redis (degraded: false) with the state written during the outage.`);

@@ -144,6 +144,46 @@ export function failingStore(kind: "stale" | "connection", Stale: new (threadId:
   };
 }
 
+/**
+ * A primary store (the trusted side switches it down and up) that keeps the store contract in
+ * memory. `raceNextPut()` lets "another instance" write the thread just before the next put
+ * lands, as when it reaches Redis between a reconcile's read and its write-back.
+ */
+export function flakyPrimary(Conflict: new (threadId: string, expected: number, actual: number) => Error) {
+  const threads = new Map<string, { encoded: string; version: number }>();
+  let down = false;
+  let raceNext = false;
+  const outage = () => Object.assign(new Error("connect ECONNREFUSED 10.0.0.7:6379"), { code: "ECONNREFUSED" });
+  return {
+    get: async (threadId: string) => {
+      if (down) throw outage();
+      const entry = threads.get(threadId);
+      return entry && { state: JSON.parse(entry.encoded) as unknown, version: entry.version };
+    },
+    put: async (threadId: string, state: unknown, expectedVersion: number) => {
+      if (down) throw outage();
+      if (raceNext) {
+        raceNext = false;
+        const theirs = threads.get(threadId)?.version ?? 0;
+        threads.set(threadId, { encoded: JSON.stringify({ count: 100, writer: "other instance" }), version: theirs + 1 });
+      }
+      const actual = threads.get(threadId)?.version ?? 0;
+      if (actual !== expectedVersion) throw new Conflict(threadId, expectedVersion, actual);
+      threads.set(threadId, { encoded: JSON.stringify(state), version: expectedVersion + 1 });
+      return expectedVersion + 1;
+    },
+    setDown: (value: boolean) => void (down = value),
+    raceNextPut: () => void (raceNext = true),
+    peek: (threadId: string) => threads.get(threadId),
+  };
+}
+
+/** Fixed "random" numbers handed out in order (from the start again after the last). */
+export function randomSequence(values: number[]) {
+  let drawn = 0;
+  return { random: () => values[drawn++ % values.length]!, drawn: () => drawn };
+}
+
 /** A clock the trusted side moves: `now` is handed to the learner's code, `advance` is called remotely. */
 export function clock() {
   let t = 1_000_000;

@@ -22,6 +22,7 @@ export interface ThreadKeys {
 export function threadKeys(namespace: string, threadId: string): ThreadKeys {
   const parsed = namespaceSchema.safeParse(namespace);
   if (!parsed.success) {
+    // Stryker disable next-line OptionalChaining: a failed zod parse always carries at least one issue
     throw new LockingInputError(`Invalid key namespace ${JSON.stringify(namespace)}: ${parsed.error.issues[0]?.message}. Example: "tenant-a:ckpt".`);
   }
   const tag = `{${threadId}}`;
