@@ -232,7 +232,7 @@ grader.core(
     const state = stateOf(await invokeIn(proc, loop, file, digest), "A run of the digest loop");
     const sends = loop.ledger.of("send", loop.taskId);
     const rounds = Number(digest.rounds);
-    if (sends.length !== rounds) fail(`The digest loop visits send-email ${rounds} times with a different body each time; the mailer sent ${sends.length} email(s) (keys ${show(loop.ledger.of("find", loop.taskId).map((f) => f.key))}): a later visit of the same node needs a new key.`);
+    if (sends.length !== rounds) fail(`The digest loop visits send-email ${rounds} times, with the same reminder email each time; the mailer sent ${sends.length} email(s) (keys ${show(loop.ledger.of("find", loop.taskId).map((f) => f.key))}): a later visit of the same node needs a new key.`);
     if (new Set(sends.map((s) => s.key)).size !== rounds) fail(`The digest loop's ${rounds} emails were sent under the keys ${show(sends.map((s) => s.key))}; each visit needs its own key.`);
     expectState(state, simulate("digest", digest, "collect", sends.map((s) => s.emailId)).state, "At the end of the digest loop");
   },

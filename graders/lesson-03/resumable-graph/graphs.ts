@@ -7,7 +7,7 @@
  *   import    fetch -> split -> embed (once per batch, a loop) -> index -> summarize   (no effects)
  *   notify    draft -> send-email -> record                                          (one email)
  *   approval  draft -> check-approval -> INTERRUPT | send-email -> record | END      (the seed's HITL)
- *   digest    collect -> send-email -> tally -> collect ... (one email per round)   (a loop with an effect)
+ *   digest    collect -> send-email -> tally -> collect ... (the same email every round)   (a loop with an effect)
  *   ab        pick -> left | right -> pick ... -> END   (pick's router is not pure: see learner-fixture)
  */
 export const END = "__end__";
@@ -87,7 +87,9 @@ export function body(graph: GraphName, node: string, s: State): State {
       return s.approvalGranted === true ? { awaitingApproval: undefined, approvedFor: s.to } : { awaitingApproval: undefined, outcome: "rejected" };
     case "digest/collect": {
       const round = Number(s.round) + 1;
-      return { round, subject: `${String(s.topic)} #${round}`, body: `Digest ${round} of ${String(s.rounds)} for ${String(s.topic)}` };
+      // The same email every round (a reminder): each visit is still its own effect, so a key, or a
+      // dedupe, drawn from the email's content would send it once.
+      return { round, subject: `Reminder: ${String(s.topic)}`, body: `A reminder about ${String(s.topic)}, sent ${String(s.rounds)} times.` };
     }
     case "digest/tally":
       return { sent: [...list(s.sent), s.emailId] };
