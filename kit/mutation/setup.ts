@@ -11,8 +11,8 @@
  *   messages (host.ts) and are credited to the running check, or to load-time
  *   ("static") coverage, in the object Stryker reads after the file.
  */
-import { beforeEach, inject } from "vitest";
-import { mutationHooks } from "../sandbox/learner.ts";
+import { afterEach, beforeEach, inject } from "vitest";
+import { flushLearnerCoverage, mutationHooks } from "../sandbox/learner.ts";
 
 interface StrykerNamespace {
   activeMutant?: string;
@@ -41,4 +41,8 @@ if (mode === "mutant") {
     const test = ns.currentTestId;
     add(atLoad || !test ? coverage.static : (coverage.perTest[test] ??= {}), reached);
   };
+  // Before Stryker's own afterEach clears currentTestId (Vitest runs afterEach hooks last-registered
+  // first, and this file loads after Stryker's): collect what the check's processes reached without
+  // a message, e.g. the requests a learner's HTTP server answered.
+  afterEach(() => flushLearnerCoverage());
 }

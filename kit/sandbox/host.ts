@@ -80,6 +80,8 @@ const peer: Peer = new Peer({
 process.on("message", (message) => {
   // A liveness ping is answered at once and outside the channel's calls, so it never counts as the code's work.
   if ((message as { op?: string }).op === "ping") {
+    // Mutation testing: work that sent no message (an HTTP request served, a timer) reports its coverage here.
+    sendMutantCoverage(false);
     process.send!({ op: "pong", id: (message as { id: number }).id });
     return;
   }

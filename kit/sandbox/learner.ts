@@ -86,11 +86,15 @@ export class LearnerProcess {
   /** Set when the trusted side killed it on purpose (a crash test), so the exit is not reported as the learner's. */
   killedOnPurpose = false;
 
+  /** The processes running now (for flushLearnerCoverage). */
+  static readonly live = new Set<LearnerProcess>();
+
   private constructor(
     readonly child: ChildProcess,
     private readonly options: LearnerOptions,
   ) {
     this.startedMs = Date.now();
+    LearnerProcess.live.add(this);
     this.peer = new Peer({
       send: (message) => {
         // After a kill nothing more may reach it: under bwrap the inner node outlives the signalled bwrap for a moment.
@@ -109,6 +113,7 @@ export class LearnerProcess {
     this.exited = new Promise((resolve) => {
       child.on("exit", (code, signal) => {
         this.exit = { code, signal };
+        LearnerProcess.live.delete(this);
         this.peer.close(new LearnerExitError(this.describeExit()));
         resolve(this.exit);
       });
@@ -263,6 +268,16 @@ function learnerEnv(scratch: string, sandboxed: boolean): NodeJS.ProcessEnv {
  * Unset otherwise, and then such a message is an ordinary (unknown) message.
  */
 export const mutationHooks: { onCoverage?: (reached: Record<string, number>, atLoad: boolean) => void } = {};
+
+/**
+ * Mutation testing only: asks every running learner process for the coverage it has not
+ * sent yet (its answer to a ping carries it), so that what a check caused without a message
+ * on the channel (HTTP requests its server answered, timers) is credited to that check and
+ * not to whichever check next exchanges a message with the process, or to none.
+ */
+export async function flushLearnerCoverage(ms = 2_000): Promise<void> {
+  await Promise.all([...LearnerProcess.live].map((learner) => learner.responsive(ms)));
+}
 
 function learnerCommand(options: LearnerOptions): { command: string; args: string[]; spawnOptions: Parameters<typeof spawn>[2] } {
   const node = realpathSync(process.execPath);
