@@ -8,6 +8,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { KIT_ROOT } from "../../graders/harness/implementation.ts";
+import { findLesson, loadManifest } from "../manifest.ts";
 
 export interface Figure {
   name: string;
@@ -38,18 +39,12 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
-/** The units of a lesson, from the manifest. */
-async function unitsOf(lesson: string): Promise<string[]> {
-  const { findLesson, loadManifest } = await import("../manifest.ts");
-  return findLesson(loadManifest(), lesson).units.map((u) => u.id);
-}
-
 /**
  * Grading figures (issue "grading fast enough"): the whole lesson with the
  * references, and each unit alone (what watch mode re-grades after a save),
  * as ratios to a bare Vitest run of one trivial test in the same run.
  */
-async function gradingFigures(rounds: number): Promise<Figure[]> {
+function gradingFigures(rounds: number): Figure[] {
   const vitestBin = join(KIT_ROOT, "node_modules", "vitest", "vitest.mjs");
   const baseline = median(
     Array.from({ length: rounds }, () =>
@@ -58,7 +53,7 @@ async function gradingFigures(rounds: number): Promise<Figure[]> {
   );
   const grade = (...targets: string[]) => ["--import", "tsx", "kit/cli/grade.ts", "lesson-11", ...targets, "--solutions", "--json"];
   const lesson = median(Array.from({ length: rounds }, () => timeCommand(grade(), /"tier": "excellent"/)));
-  const units = await unitsOf("lesson-11");
+  const units = findLesson(loadManifest(), "lesson-11").units.map((u) => u.id);
   const perUnit = units.map((unit) => ({ unit, ms: median(Array.from({ length: rounds }, () => timeCommand(grade(unit), /"tier": "excellent"/))) }));
   const slowest = perUnit.reduce((a, b) => (b.ms > a.ms ? b : a));
   return [

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { inspect, isDeepStrictEqual } from "node:util";
 import type { CheckContext } from "#harness/check.ts";
-import { withSeed } from "#harness/seed.ts";
+import { failWithSeed as fail } from "#harness/seed.ts";
 import type * as Reference from "../../../solutions/lesson-03/checkpoint-store/index.ts";
 
 export type StoreApi = typeof Reference;
@@ -23,9 +23,7 @@ export function show(value: unknown): string {
   return inspect(value, { depth: 4, breakLength: Infinity, maxArrayLength: 8, maxStringLength: 60 });
 }
 
-export function fail(message: string): never {
-  throw new Error(withSeed(message));
-}
+export { fail };
 
 /** The error a call threw (or rejected with), or undefined when it returned. */
 export async function thrown(action: () => unknown): Promise<unknown> {

@@ -17,7 +17,7 @@ import { inspect, isDeepStrictEqual } from "node:util";
 import Database from "better-sqlite3";
 import type { CheckContext } from "#harness/check.ts";
 import { CrashSwitch, describeOutcome, untilCrash, type CrashOutcome } from "#harness/crash.ts";
-import { seededRandom, withSeed } from "#harness/seed.ts";
+import { failWithSeed as fail, seededRandom } from "#harness/seed.ts";
 import type { LearnerProcess } from "../../../kit/sandbox/learner.ts";
 import type * as Reference from "../../../solutions/lesson-03/resumable-graph/index.ts";
 import { body, EMAIL_NODE, END, GRAPHS, INTERRUPT, type GraphName, type State } from "./graphs.ts";
@@ -34,9 +34,7 @@ export function show(value: unknown): string {
   return inspect(value, { depth: 5, breakLength: Infinity, maxArrayLength: 12, maxStringLength: 80 });
 }
 
-export function fail(message: string): never {
-  throw new Error(withSeed(message));
-}
+export { fail };
 
 export const opaque = (bytes = 6): string => randomBytes(bytes).toString("hex");
 

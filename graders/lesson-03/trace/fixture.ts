@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { inspect, isDeepStrictEqual } from "node:util";
 import type { CheckContext } from "#harness/check.ts";
 import { CrashSwitch, describeOutcome, untilCrash, type CrashOutcome } from "#harness/crash.ts";
-import { withSeed } from "#harness/seed.ts";
+import { failWithSeed as fail } from "#harness/seed.ts";
 import type { LearnerProcess } from "../../../kit/sandbox/learner.ts";
 import type * as Reference from "../../../solutions/lesson-03/trace/index.ts";
 import type { Hooks, NodeSpec } from "./learner-fixture.ts";
@@ -32,9 +32,7 @@ export function show(value: unknown): string {
   return inspect(value, { depth: 5, breakLength: Infinity, maxArrayLength: 12, maxStringLength: 80 });
 }
 
-export function fail(message: string): never {
-  throw new Error(withSeed(message));
-}
+export { fail };
 
 export const opaque = (bytes = 5): string => randomBytes(bytes).toString("hex");
 

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import type { CheckContext } from "#harness/check.ts";
 import { describeExchange, post, reach, type Exchange, type RequestOptions } from "#harness/http.ts";
-import { seededRandom, withSeed } from "#harness/seed.ts";
+import { failWithSeed as fail, seededRandom } from "#harness/seed.ts";
 import type { LearnerProcess } from "../../../kit/sandbox/learner.ts";
 import type * as Api from "../../../solutions/lesson-11/hitl/index.ts";
 import { Ledger, type EffectName, type LedgerEntry } from "./fixture.ts";
@@ -27,9 +27,7 @@ export const REVIEW_TTL_MS = 60_000;
 /** How long one request may take on a calm machine before the driver gives up on it. */
 const REQUEST_MS = 5_000;
 
-export function fail(message: string): never {
-  throw new Error(withSeed(message));
-}
+export { fail };
 
 // ---- server processes --------------------------------------------------------
 

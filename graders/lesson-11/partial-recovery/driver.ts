@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
 import type { CheckContext } from "#harness/check.ts";
 import { describeOutcome, inParallel, untilCrash, type CrashOutcome } from "#harness/crash.ts";
-import { seededRandom, withSeed } from "#harness/seed.ts";
+import { failWithSeed as fail, seededRandom } from "#harness/seed.ts";
 import type { LearnerProcess } from "../../../kit/sandbox/learner.ts";
 import { expectedStates, label, Ledger, newDbFile, World, type CrashPoint, type LearnerFixture, type LedgerEntry, type OrderInput, type RecoveryApi, type RunResult, type WorkflowName } from "./fixture.ts";
 import type { WorkflowOptions } from "./learner-fixture.ts";
@@ -25,9 +25,7 @@ export function orderInput(): OrderInput {
   return { orderId: `order-${Math.floor(random() * 1e5)}`, amount: Math.round((5 + random() * 495) * 100) / 100 };
 }
 
-export function fail(message: string): never {
-  throw new Error(withSeed(message));
-}
+export { fail };
 
 export function show(value: unknown): string {
   const text = JSON.stringify(value);
