@@ -142,6 +142,13 @@ export async function scanAll(client: Redis, pattern: string) {
   } while (cursor !== "0");
   return found.sort();
 }
+/** What a submission could do to reach other checks' keys on a real server. */
+export async function leaveDatabase(client: Redis) {
+  const select = await client.select(1).then(() => "selected", (e) => "refused: " + (e as Error).message);
+  const move = await client.set("mine", "1").then(() => client.move("mine", 1)).then(() => "moved", (e) => "refused: " + (e as Error).message);
+  await client.flushall();
+  return { select, move, keys: await client.dbsize() };
+}
 export async function tryGet(client: Redis, key: string) {
   try { return await client.get(key); } catch (e) { return "failed: " + (e as Error).message; }
 }
@@ -240,6 +247,37 @@ describe("createTestRedis records at the backend", () => {
     } finally {
       await first.close();
       await second.close();
+    }
+  });
+});
+
+describe("on a real server each TestRedis has a database of its own", () => {
+  const url = process.env.REDIS_URL;
+  (!url && process.env.CI !== "true" ? test.skip : test)("two at once neither see nor delete each other's keys, and learner code cannot leave its database (needs REDIS_URL; required when CI=true)", async () => {
+    if (!url) throw new Error("CI=true but REDIS_URL is unset: start redis-server and set REDIS_URL.");
+    const first = await createTestRedis();
+    const second = await createTestRedis();
+    try {
+      expect(first.backend).toBe("redis-server");
+      await first.client.set("cpx:all", "first's");
+      await second.client.set("cpx:all", "second's");
+      expect(await first.client.get("cpx:all")).toBe("first's");
+      const outcome = await driver.leaveDatabase!(await second.endpoint(learner));
+      expect(outcome.select).toMatch(/^refused: /);
+      expect(outcome.move).toMatch(/^refused: /);
+      expect(outcome.keys).toBe(0); // FLUSHALL emptied the learner's own database
+      expect(await first.client.get("cpx:all"), "a learner's FLUSHALL reached another check's database").toBe("first's");
+      await second.close();
+      expect(await first.client.get("cpx:all"), "closing one TestRedis deleted another's key").toBe("first's");
+      const fresh = await createTestRedis();
+      try {
+        expect(await fresh.client.dbsize(), "a database is handed on with a previous run's keys").toBe(0);
+      } finally {
+        await fresh.close();
+      }
+    } finally {
+      await first.close();
+      await second.close().catch(() => undefined);
     }
   });
 });

@@ -11,7 +11,10 @@
  * the commands the lessons teach Redis's own semantics (SCAN with MATCH, COUNT,
  * TYPE and cursors; WATCH/MULTI/EXEC/DISCARD; SCRIPT LOAD/EVALSHA; one command
  * at a time, so MULTI and EVAL are atomic); or, when REDIS_URL is set, a real
- * server, reached through a recording proxy.
+ * server, reached through a recording proxy, in a database of its own (see
+ * leaseDatabase): checks run side by side, and a design with one key for every
+ * thread (a global index) must neither see another check's keys nor lose its
+ * own to another check's cleanup.
  *
  * `redis.client` is the grader's own connection (fixtures, inspection): it is
  * never recorded.
@@ -70,7 +73,7 @@ export interface TestRedis {
   /** Delays each reply to learner connections by up to `maxMs` (seeded), so concurrent writers interleave. */
   setJitter(maxMs: number, random?: () => number): void;
   backend: "ioredis-mock" | "redis-server";
-  /** Removes every key this run touched (real server) or the whole mock, and stops the server. */
+  /** Empties this run's database (real server) or the whole mock, and stops the server. */
   close(): Promise<void>;
 }
 
@@ -129,7 +132,7 @@ export async function createTestRedis(options: TestRedisOptions = {}): Promise<T
   chmodSync(dir, 0o755);
   const socketPath = join(dir, "s");
   const commands: RecordedCommand[] = [];
-  const touched = new Set<string>();
+  const lease = url ? await leaseDatabase(url) : undefined;
   let roundTrips = 0;
   let connectionCount = 0;
   let outage = false;
@@ -145,19 +148,10 @@ export async function createTestRedis(options: TestRedisOptions = {}): Promise<T
     const name = argv[0]!.toString("utf8").toUpperCase();
     const args = argv.slice(1).map((a) => a.toString("utf8"));
     commands.push({ name, args, roundTrip: roundTrips, connection: connection.id });
-    noteKeys(name, args);
   };
   /** A command a script ran: on the mock from the script's own log, on a real server from MONITOR. */
   const recordInScript = (connectionId: number, name: string, args: string[]) => {
     commands.push({ name: name.toUpperCase(), args, roundTrip: roundTrips, connection: connectionId, inScript: true });
-    noteKeys(name.toUpperCase(), args);
-  };
-  const noteKeys = (name: string, args: string[]) => {
-    try {
-      for (const index of getKeyIndexes(name.toLowerCase(), args)) touched.add(args[index]!);
-    } catch {
-      // unknown command: no keys
-    }
   };
 
   // ---- the mock backend: one command at a time, with Redis's semantics where the lessons need them ----
@@ -346,11 +340,11 @@ return __kit_result`;
     const ready = new Promise<void>((resolve) => (started = resolve));
     const onLine = (line: string) => {
       if (line === "OK") return started();
-      // 1796174686.608165 [0 127.0.0.1:55200] "set" "kitx" "1"   (or [0 lua] for a script's command)
-      const match = /^\d+\.\d+ \[\d+ ([^\]]+)\] (.*)$/.exec(line);
-      if (!match) return;
-      const source = match[1]!;
-      const [name = "", ...args] = [...match[2]!.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => unescapeMonitorArg(m[1]!));
+      // 1796174686.608165 [3 127.0.0.1:55200] "set" "kitx" "1"   (or [3 lua] for a script's command; 3 is the database)
+      const match = /^\d+\.\d+ \[(\d+) ([^\]]+)\] (.*)$/.exec(line);
+      if (!match || Number(match[1]) !== lease!.db) return; // another check's database
+      const source = match[2]!;
+      const [name = "", ...args] = [...match[3]!.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => unescapeMonitorArg(m[1]!));
       if (source === "lua") {
         if (owner !== undefined) recordInScript(owner, name, args);
         return;
@@ -403,13 +397,32 @@ return __kit_result`;
       socket.on("close", () => upstream!.destroy());
       // Count replies so that a round trip is "sent while nothing was outstanding".
       const replies = new RedisParser({ returnReply: () => void (connection.outstanding = Math.max(0, connection.outstanding - 1)), returnError: () => void (connection.outstanding = Math.max(0, connection.outstanding - 1)), returnBuffers: true });
-      upstream.on("data", (chunk: Buffer) => {
+      // The connection's first commands are ours (AUTH, SELECT of this run's database): their replies, one
+      // status line each, are not the learner's to see.
+      const preamble = [authCommand(target), encodeReply(["SELECT", String(lease!.db)])].filter((c): c is Buffer => c !== undefined);
+      let ownReplies = preamble.length;
+      let head = Buffer.alloc(0);
+      upstream.on("data", (incoming: Buffer) => {
+        let chunk = incoming;
+        if (ownReplies > 0) {
+          head = Buffer.concat([head, chunk]);
+          while (ownReplies > 0) {
+            const end = head.indexOf("\r\n");
+            if (end < 0) return;
+            if (head[0] === 0x2d /* "-" */) return void socket.destroy(); // refused: never run the learner's commands elsewhere
+            head = head.subarray(end + 2);
+            ownReplies--;
+            connection.outstanding--;
+          }
+          chunk = head;
+          head = Buffer.alloc(0);
+          if (chunk.length === 0) return;
+        }
         replies.execute(chunk);
         inOrder(() => void socket.write(chunk));
       });
-      const auth = authCommand(target);
-      if (auth) {
-        upstream.write(auth);
+      for (const command of preamble) {
+        upstream.write(command);
         connection.outstanding++;
       }
     }
@@ -428,7 +441,7 @@ return __kit_result`;
           record(connection, argv);
         }
         connection.outstanding++;
-        if (upstream) return;
+        if (upstream) return void upstream.write(encodeReply(confine(argv, lease!.db)));
         const run = serial.then(() => executeMock(connection, argv).catch((error: Error) => error));
         serial = run;
         void run.then((reply) => {
@@ -446,7 +459,6 @@ return __kit_result`;
     socket.on("data", (chunk: Buffer) => {
       chunkCounted = false;
       parser.execute(chunk);
-      upstream?.write(chunk);
     });
   };
   const listen = async (path: string, trusted: boolean) => {
@@ -464,7 +476,7 @@ return __kit_result`;
   const trustedDir = mkdtempSync(join(tmpdir(), "redis-own-"));
   const trustedPath = join(trustedDir, "s");
   if (!url) await listen(trustedPath, true);
-  const client: Redis = url ? new Redis(url, { maxRetriesPerRequest: 1 }) : new Redis({ path: trustedPath, maxRetriesPerRequest: 1 });
+  const client: Redis = url ? new Redis(url, { db: lease!.db, maxRetriesPerRequest: 1 }) : new Redis({ path: trustedPath, maxRetriesPerRequest: 1 });
   await client.ping(); // fail fast on a bad REDIS_URL
   let monitor: Awaited<ReturnType<typeof watchScripts>> | undefined;
 
@@ -508,12 +520,8 @@ return __kit_result`;
     backend: url ? "redis-server" : "ioredis-mock",
     async close() {
       monitor?.stop();
-      if (url) {
-        const keys = [...touched];
-        for (let i = 0; i < keys.length; i += 500) await client.unlink(...keys.slice(i, i + 500));
-      } else {
-        await client.flushall();
-      }
+      if (lease) await lease.release(client);
+      else await client.flushall();
       client.disconnect();
       for (const socket of [...sockets, ...ownSockets]) socket.destroy();
       await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
@@ -523,6 +531,96 @@ return __kit_result`;
     },
   };
 }
+
+/**
+ * A learner connection's command as it goes to the real server, kept inside the run's database:
+ * SELECT 0 means this database (as on the mock, which has only database 0), any other SELECT and
+ * the commands that reach other databases fail, and FLUSHALL empties only this one.
+ */
+function confine(argv: Buffer[], db: number): Buffer[] {
+  const name = argv[0]!.toString("latin1").toUpperCase();
+  if (name === "SELECT") return [argv[0]!, Buffer.from(argv[1]?.toString("latin1") === "0" ? String(db) : "-1")];
+  if (name === "FLUSHALL") return [Buffer.from("FLUSHDB"), ...argv.slice(1)];
+  if (name === "SWAPDB") return [argv[0]!, Buffer.from("-1"), Buffer.from("-1")];
+  if (name === "MOVE") return [argv[0]!, argv[1] ?? Buffer.alloc(0), Buffer.from("-1")];
+  return argv;
+}
+
+const LEASE_MS = 60_000;
+const LEASE_WAIT_MS = 300_000;
+const leaseKey = (db: number) => `checkpoint-kit:test-db:${db}:lease`;
+/** Set once the kit first takes an empty database: from then on, whatever is in it is the kit's to delete. */
+const ownedKey = (db: number) => `checkpoint-kit:test-db:${db}:owned`;
+
+/**
+ * A database of REDIS_URL's server for one TestRedis, leased in the URL's own database (SET NX PX,
+ * renewed while the run lives, so a crashed run's lease runs out). Only a database that was empty
+ * when the kit first took it is ever used, so a developer's own data in another database is never
+ * touched; the kit empties its databases before and after each run (FLUSHDB ASYNC: the keys are
+ * gone at once, their memory is freed in the background).
+ */
+async function leaseDatabase(url: string): Promise<{ db: number; release(client: Redis): Promise<void> }> {
+  const registry = new Redis(url, { maxRetriesPerRequest: 1 });
+  const home = (registry.options.db ?? 0) as number;
+  const token = randomBytes(12).toString("hex");
+  let count = 16;
+  try {
+    const reply = (await registry.config("GET", "databases")) as string[];
+    if (Number(reply[1]) > 0) count = Number(reply[1]);
+  } catch {
+    // CONFIG may be disabled (a managed server): Redis's default is 16
+  }
+  const foreign = new Set<number>([home]);
+  const started = Date.now();
+  for (let attempt = 0; ; attempt++) {
+    const offset = Math.floor(Math.random() * count);
+    for (let i = 0; i < count; i++) {
+      const db = (offset + i) % count;
+      if (foreign.has(db)) continue;
+      if ((await registry.set(leaseKey(db), token, "PX", LEASE_MS, "NX")) !== "OK") continue;
+      if (!(await registry.exists(ownedKey(db)))) {
+        const probe = new Redis(url, { db, maxRetriesPerRequest: 1 });
+        const empty = (await probe.dbsize()) === 0;
+        probe.disconnect();
+        if (!empty) {
+          foreign.add(db);
+          await registry.del(leaseKey(db));
+          continue;
+        }
+        await registry.set(ownedKey(db), "1");
+      }
+      const renew = setInterval(() => {
+        registry.eval(RENEW, 1, leaseKey(db), token, LEASE_MS).catch(() => undefined);
+      }, LEASE_MS / 3);
+      renew.unref();
+      const cleaner = new Redis(url, { db, maxRetriesPerRequest: 1 });
+      await cleaner.flushdb("ASYNC"); // what a crashed run left
+      cleaner.disconnect();
+      return {
+        db,
+        async release(client) {
+          clearInterval(renew);
+          await client.flushdb("ASYNC");
+          await registry.eval(RELEASE, 1, leaseKey(db), token).catch(() => undefined);
+          registry.disconnect();
+        },
+      };
+    }
+    if (foreign.size >= count) {
+      registry.disconnect();
+      throw new Error(`REDIS_URL's server has no database the tests may use: every one of its ${count} databases other than ${home} holds data the kit did not write. Point REDIS_URL at a server for tests, or start one with more databases (redis-server --databases 64).`);
+    }
+    if (Date.now() - started > LEASE_WAIT_MS) {
+      registry.disconnect();
+      throw new Error(`All ${count - foreign.size} databases REDIS_URL's server lends to tests were in use by other checks for ${LEASE_WAIT_MS / 60_000} minutes. Start redis-server with more databases (--databases 64) or grade fewer units at once.`);
+    }
+    noteActivity(); // waiting for a database is the grader's delay, not the learner's
+    await new Promise((resolve) => setTimeout(resolve, Math.min(1_000, 50 * 2 ** Math.min(attempt, 5))));
+  }
+}
+
+const RENEW = `if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) end return 0`;
+const RELEASE = `if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`;
 
 /** The AUTH command a connection to REDIS_URL sends first, if the URL carries credentials. */
 function authCommand(target: URL): Buffer | undefined {
