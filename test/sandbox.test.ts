@@ -4,7 +4,7 @@
  * processes, the network, the reference solutions). With CI=true the OS sandbox
  * (bubblewrap) is mandatory, so these run confined there.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,6 +20,7 @@ const modes: SandboxMode[] = found.mode === "bwrap" ? ["bwrap", "none"] : ["none
 const PROBE = `
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
+import { tmpdir } from "node:os";
 export class Money { constructor(public cents: bigint, public currency: string) {} format() { return this.currency + " " + this.cents; } }
 export class AppError extends Error { code = "E_APP"; constructor(message: string, public detail: Record<string, unknown>) { super(message); this.name = "AppError"; } }
 export const VERSION = 3;
@@ -45,6 +46,11 @@ export function environment() {
     // A stack trace names every frame's source: the learner's own files, and the kit's code that called it.
     stack: new Error("probe").stack,
   };
+}
+/** What a path the trusted side hands over looks like from inside, and whether the file lands where it said. */
+export function whereIs(path: string) {
+  writeFileSync(path, "written inside");
+  return { underTmp: path.startsWith(tmpdir() + "/"), cwd: JSON.stringify([process.cwd()]), seen: JSON.stringify([path]) };
 }
 export function reach(port: number): Promise<string> {
   return new Promise((resolve) => {
@@ -144,6 +150,19 @@ describe.each(modes)("learner process (%s)", (mode) => {
       expect(seen.pids, "it must see only its own processes").toBeLessThanOrEqual(3);
       if (process.getuid?.() === 0) expect(seen.uid).toBe(65534);
     }
+  });
+
+  (mode === "bwrap" ? test : test.skip)("paths of the data folder look like a service's own, not a temporary folder, and still reach the same files", async () => {
+    const { api } = await start(mode);
+    const file = join(scratch, "orders.db");
+    const seen = await api.whereIs(file);
+    expect(seen.underTmp, "a data path inside the sandbox lies under its tmpdir()").toBe(false);
+    for (const text of [seen.seen, seen.cwd]) {
+      expect(text).not.toContain(tmpdir());
+      expect(text).not.toContain("data-");
+    }
+    expect(readFileSync(file, "utf8")).toBe("written inside");
+    expect(await api.echo(file), "a path that went in comes back as the trusted side's").toBe(file);
   });
 
   (mode === "bwrap" ? test : test.skip)("it cannot reach the grading side's loopback", async () => {

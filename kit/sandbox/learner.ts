@@ -61,12 +61,16 @@ function baseArgs(asNobody: boolean): string[] {
 
 export interface LearnerOptions {
   build: Build;
-  /** Read-write folder shared by the unit's learner processes (its SQLite files and the like), at the same path inside. */
+  /**
+   * Read-write folder shared by the unit's learner processes (its SQLite files and the like). Under
+   * bubblewrap it appears at DATA_IN_SANDBOX, and every string crossing the channel is rewritten
+   * between the two paths (see sandboxPaths), so no path the learner sees says "temporary" or "grading".
+   */
   scratch: string;
   sandbox: SandboxMode;
   /** Heap limit of the learner's Node process. */
   memoryMb?: number;
-  /** Folders the process may read (e.g. the folder holding a Redis socket), at the same paths inside. */
+  /** Folders the process may read (e.g. the folder holding a Redis socket); under bubblewrap at /run/app, /run/app1, ... */
   readable?: string[];
   /** Called with everything the learner process prints. */
   onOutput?: (text: string) => void;
@@ -95,13 +99,18 @@ export class LearnerProcess {
   ) {
     this.startedMs = Date.now();
     LearnerProcess.live.add(this);
+    const paths = options.sandbox === "none" ? [] : sandboxPaths(options);
+    const inner = (text: string) => translate(text, paths, 0);
+    const outer = (text: string) => translate(text, paths, 1);
     this.peer = new Peer({
       send: (message) => {
         // After a kill nothing more may reach it: under bwrap the inner node outlives the signalled bwrap for a moment.
         if (!child.connected || this.killedOnPurpose || this.exit) throw new Error("the learner process is not running");
         child.send(message);
       },
-      encodeSpecial: (value) => (value instanceof RedisEndpoint ? ["redis", { path: value.path, options: value.options }] : undefined),
+      encodeSpecial: (value) => (value instanceof RedisEndpoint ? ["redis", { path: inner(value.path), options: value.options }] : undefined),
+      outgoingString: inner,
+      incomingString: outer,
     });
     const keep = (chunk: Buffer) => {
       const text = chunk.toString("utf8");
@@ -248,6 +257,27 @@ export class LearnerExitError extends Error {
   override name = "LearnerExitError";
 }
 
+/**
+ * Where the data folder appears inside the sandbox: where a service keeps its data. A path under
+ * the host's temporary folder (what the trusted side creates) would tell learner code that it runs
+ * under a test; the rewrite is at the channel, so the grader's code keeps using host paths.
+ */
+export const DATA_IN_SANDBOX = "/var/lib/app";
+
+/** [host path, path inside the sandbox] for the data folder and each readable folder. */
+function sandboxPaths(options: Pick<LearnerOptions, "scratch" | "readable">): Array<[string, string]> {
+  return [[options.scratch, DATA_IN_SANDBOX], ...(options.readable ?? []).map((path, index): [string, string] => [path, `/run/app${index === 0 ? "" : index}`])];
+}
+
+/** Rewrites a string that starts with one of the folders, from side `from` (0 host, 1 sandbox) to the other. */
+function translate(text: string, paths: Array<[string, string]>, from: 0 | 1): string {
+  for (const pair of paths) {
+    const prefix = pair[from];
+    if (text === prefix || (text.startsWith(prefix) && text[prefix.length] === "/")) return pair[1 - from] + text.slice(prefix.length);
+  }
+  return text;
+}
+
 function learnerEnv(scratch: string, sandboxed: boolean): NodeJS.ProcessEnv {
   // Nothing that names the kit, the grader, a check or a test runner.
   return {
@@ -303,12 +333,9 @@ function learnerCommand(options: LearnerOptions): { command: string; args: strin
     "--ro-bind",
     options.build.dir,
     `${app}/lib`,
-    "--bind",
-    options.scratch,
-    options.scratch,
-    ...(options.readable ?? []).flatMap((path) => ["--ro-bind", path, path]),
+    ...sandboxPaths(options).flatMap(([host, inside], index) => [index === 0 ? "--bind" : "--ro-bind", host, inside]),
     "--chdir",
-    options.scratch,
+    DATA_IN_SANDBOX,
     "--hostname",
     "app",
     node,
@@ -319,7 +346,7 @@ function learnerCommand(options: LearnerOptions): { command: string; args: strin
   return {
     command: "bwrap",
     args,
-    spawnOptions: { cwd: "/", env: learnerEnv(options.scratch, true), ...(sandbox.asNobody ? { uid: NOBODY, gid: NOBODY } : {}) },
+    spawnOptions: { cwd: "/", env: learnerEnv(DATA_IN_SANDBOX, true), ...(sandbox.asNobody ? { uid: NOBODY, gid: NOBODY } : {}) },
   };
 }
 

@@ -86,6 +86,10 @@ export interface PeerOptions {
   /** Values of special kinds the other side rebuilds locally (e.g. a Redis endpoint). */
   encodeSpecial?: (value: object) => Wire | undefined;
   decodeSpecial?: (tag: string, payload: unknown) => unknown;
+  /** Rewrites each string on its way out (the trusted side's folder paths become the sandbox's own). */
+  outgoingString?: (value: string) => string;
+  /** Rewrites each string that arrives (the sandbox's paths become the trusted side's again). */
+  incomingString?: (value: string) => string;
 }
 
 export class Peer {
@@ -111,6 +115,7 @@ export class Peer {
   encode(value: unknown, seen: Map<object, number> = new Map()): Wire {
     if (value === null || (typeof value !== "object" && typeof value !== "function")) {
       if (typeof value === "symbol") return ["sym", value.description ?? ""];
+      if (typeof value === "string" && this.options.outgoingString) return this.options.outgoingString(value);
       return value;
     }
     const object = value as object;
@@ -215,7 +220,7 @@ export class Peer {
   }
 
   decode(wire: Wire, made: unknown[] = []): unknown {
-    if (!Array.isArray(wire)) return wire; // primitives and structured-clone natives
+    if (!Array.isArray(wire)) return typeof wire === "string" && this.options.incomingString ? this.options.incomingString(wire) : wire; // primitives and structured-clone natives
     const [tag] = wire as [string];
     switch (tag) {
       case "a": {
