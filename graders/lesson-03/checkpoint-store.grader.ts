@@ -79,9 +79,9 @@ grader.core(
 );
 
 grader.core(
-  "the history survives: list() gives every checkpoint of a task newest first, each naming its parent, and load(taskId, id) returns any of them",
+  "the history survives: list() gives every checkpoint of a task newest first, each naming its parent (the one a resume started from), and load(taskId, id) returns any of them",
   {
-    hint: "Keep one row per checkpoint with its parent's id (null for the first); list(taskId) returns them newest first; load(taskId, checkpointId) returns that one (null if the task has no such checkpoint).",
+    hint: "Keep one row per checkpoint with its parent's id (null for the first; options.parentId when the save resumes from an earlier one, the latest otherwise); list(taskId) returns them newest first; load(taskId, checkpointId) returns that one (null if the task has no such checkpoint).",
     section: "history-and-the-parent-pointer",
     weight: 3,
   },
@@ -97,6 +97,12 @@ grader.core(
     for (const [index, { id, checkpoint }] of chain.entries()) {
       expectCheckpoint(await other.store.load(taskId, id), checkpoint, { checkpointId: id, parentId: index === 0 ? null : chain[index - 1]!.id }, `load(taskId, id of checkpoint ${index + 1} of 6) in another process`);
     }
+    // A resume from an earlier checkpoint (a retry of step 3): its parent is the one it resumed from, not the last saved.
+    const [retry] = checkpointsFor(taskId, 1, random, ["embed"]);
+    const retryId = await saved(store, taskId, retry!, { parentId: chain[2]!.id });
+    const resumed = { checkpointId: retryId, parentId: chain[2]!.id };
+    expectCheckpoint(await other.store.load(taskId), retry!, resumed, "load(taskId) in another process after a save with options.parentId of checkpoint 3 of 6 (a resume from it)");
+    expectCheckpoint(((await other.store.list(taskId)) as unknown[])[0], retry!, resumed, "list(taskId)[0] after a save with options.parentId of checkpoint 3 of 6");
     const none = await other.store.list(opaque());
     if (!Array.isArray(none) || none.length !== 0) fail(`list() of a task that was never saved returned ${show(none)}; it must return [].`);
     const unknown = await other.store.load(taskId, opaque(16));
@@ -244,9 +250,14 @@ grader.core(
     refuse("save() of a state holding a function", otherTask, () => store.save(otherTask, { ...good, taskId: otherTask, state: { callback: () => 1 } }));
     refuse("save() of a state holding a symbol", otherTask, () => store.save(otherTask, { ...good, taskId: otherTask, state: { id: Symbol("x") } }));
     refuse("save() with a parentId the task does not have", taskId, () => store.save(taskId, good, { parentId: opaque(16) }));
-    refuse('load("")', "", () => store.load(""));
+    refuse("load(42) (a taskId that is not a string)", "", () => store.load(42 as never));
     refuse("list(undefined)", "", () => store.list(undefined as never));
     for (const { what, run } of cases) expectStoreError(api, await thrown(run), what);
+    // A read of an empty taskId may be refused or find nothing (no task has that id): both are safe.
+    let emptyRead: unknown;
+    const emptyError = await thrown(async () => (emptyRead = await store.load("")));
+    if (emptyError !== undefined) expectStoreError(api, emptyError, 'load("")');
+    else if (emptyRead !== null) fail(`load("") resolved with ${show(emptyRead)}; refuse an empty taskId with CheckpointStoreError, or find no checkpoint (null).`);
     for (const target of new Set(cases.map((c) => c.target))) {
       if (target === "") continue;
       const list = (await other.store.list(target)) as Array<{ checkpointId?: unknown }>;

@@ -7,13 +7,17 @@
  * points in turn (every point of the graph, not a sample), resume the task in a fresh process
  * that shares only the SQLite files, and read the trace in yet another. The expected trace is
  * computed from the graph alone (trace/fixture.ts), so the checks fix the behaviour, never the
- * schema: the grader never opens the files itself.
+ * schema: the grader opens a file itself only to count its live pages (the cap bounds the file).
  * Core: an uncrashed run's entries; write-ahead at every crash point; complete and ordered after
- * a resume, the redone step marked; exact queries by task and node; a cap that keeps every entry.
+ * a resume, the redone step marked; exact queries by task and node; a cap that keeps every entry
+ * and really removes what it drops.
  * Excellence: two crashes in one step and a finished task; the exact drop policy; the cap across
  * a resume; a clock that steps back; bad input refused.
  */
+import { readdirSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
+import Database from "better-sqlite3";
 import { defineGrader, hiddenChecksEnabled } from "#harness/check.ts";
 import { describeOutcome, inParallel } from "#harness/crash.ts";
 import { seededRandom } from "#harness/seed.ts";
@@ -48,6 +52,22 @@ import {
   type TraceApi,
 } from "./trace/fixture.ts";
 import type { CheckContext } from "#harness/check.ts";
+
+/** Bytes in live pages of a SQLite file (page_count - freelist_count), plus any other file named after it that is not its journal. */
+function liveBytes(file: string): number {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    const pages = Number(db.pragma("page_count", { simple: true })) - Number(db.pragma("freelist_count", { simple: true }));
+    let bytes = pages * Number(db.pragma("page_size", { simple: true }));
+    for (const name of readdirSync(dirname(file))) {
+      const path = join(dirname(file), name);
+      if (path.startsWith(file) && path !== file && !/-(wal|shm|journal)$/.test(path)) bytes += statSync(path).size;
+    }
+    return bytes;
+  } finally {
+    db.close();
+  }
+}
 
 const grader = defineGrader<TraceApi>({
   lesson: "lesson-03",
@@ -232,6 +252,34 @@ grader.core(
     }
     if (kept > cap) fail(`With maxDataBytes ${cap}, the task keeps ${kept} bytes of payload (UTF-8 bytes of the JSON of each kept data); it must keep at most ${cap}.`);
     if (kept < cap / 4) fail(`With maxDataBytes ${cap}, the task keeps only ${kept} bytes of payload of ${total}: drop only what the cap requires.`);
+  },
+);
+
+// Core: a cap that only hides payloads (a flag, a NULL in a view) bounds nothing; the file is what grows.
+grader.core(
+  "the cap bounds the file: a task whose payloads total over 50 times maxDataBytes leaves at most a few caps of live pages in the trace file",
+  {
+    hint: "Dropping a payload must remove its bytes (UPDATE ... SET data = NULL, or DELETE its row from a payload table), not only mark it dropped: SQLite reuses the freed pages, so the file stays near the cap.",
+    section: "a-bounded-trace",
+    weight: 2,
+    timeout: 30_000,
+  },
+  async (api, check) => {
+    const random = seededRandom();
+    // Every tool call and its result carry ~60 kB: about 5 MB in all, against a cap of 100,000 bytes.
+    const nodes = graphOf(random, [6, 6, 6, 6, 6, 6, 6]).map((node) => ({ ...node, tools: node.tools.map((t) => ({ ...t, input: { ...(t.input as object), big: text(random, 55_000 + Math.floor(random() * 10_000)) } })) }));
+    const task = new Task(check, nodes, initialState(random));
+    const cap = 100_000;
+    const total = expectedTrace(task.steps).reduce((sum, e) => sum + bytesOf(e.data), 0);
+    expectFinished(await runTask(await sharedProc(api, check), task, { maxDataBytes: cap }), task, `A run with maxDataBytes ${cap}`);
+    // Pages in use, as any reader sees them (committed WAL frames included; free pages excluded,
+    // since SQLite reuses them): what the task really keeps, whatever the schema. Files the store
+    // made beside the trace file (a payload file of its own) count too.
+    const live = liveBytes(task.traceFile);
+    const bound = 3 * cap + 256 * 1024;
+    if (live > bound) {
+      fail(`With maxDataBytes ${cap}, a task whose payloads total ${total} bytes left ${live} bytes of live pages in the trace file${live > total / 2 ? ": the dropped payloads are still stored" : ""}; at most ${bound} were expected. Dropping must remove the payload's bytes, not only mark it dropped.`);
+    }
   },
 );
 

@@ -36,7 +36,8 @@
  *   wrong) before anything is written: an empty or non-string taskId, a checkpoint whose taskId
  *   differs from the taskId argument, an empty or non-string currentNode, a timestamp that is not
  *   a valid Date, a state that cannot be stored (a function, a symbol), a parentId the task does
- *   not have, a limit that is not a positive integer.
+ *   not have, a limit that is not a positive integer. Reads (load, list, delete) refuse a
+ *   non-string taskId too; an empty one they may refuse or treat as a task with no checkpoints.
  *
  * What the grader checks, in order (each failure names the lesson section to read); it writes
  * through your store in one process and reads through another store on the same file in another:
