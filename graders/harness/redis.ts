@@ -478,6 +478,7 @@ return __kit_result`;
   if (!url) await listen(trustedPath, true);
   const client: Redis = url ? new Redis(url, { db: lease!.db, maxRetriesPerRequest: 1 }) : new Redis({ path: trustedPath, maxRetriesPerRequest: 1 });
   await client.ping(); // fail fast on a bad REDIS_URL
+  if (lease) await client.flushdb("ASYNC"); // what a crashed run left in its database
   let monitor: Awaited<ReturnType<typeof watchScripts>> | undefined;
 
   return {
@@ -556,8 +557,8 @@ const ownedKey = (db: number) => `checkpoint-kit:test-db:${db}:owned`;
  * A database of REDIS_URL's server for one TestRedis, leased in the URL's own database (SET NX PX,
  * renewed while the run lives, so a crashed run's lease runs out). Only a database that was empty
  * when the kit first took it is ever used, so a developer's own data in another database is never
- * touched; the kit empties its databases before and after each run (FLUSHDB ASYNC: the keys are
- * gone at once, their memory is freed in the background).
+ * touched. The run empties it on its own client before it starts and in release() (FLUSHDB ASYNC:
+ * the keys are gone at once, their memory is freed in the background).
  */
 async function leaseDatabase(url: string): Promise<{ db: number; release(client: Redis): Promise<void> }> {
   const registry = new Redis(url, { maxRetriesPerRequest: 1 });
@@ -593,9 +594,6 @@ async function leaseDatabase(url: string): Promise<{ db: number; release(client:
         registry.eval(RENEW, 1, leaseKey(db), token, LEASE_MS).catch(() => undefined);
       }, LEASE_MS / 3);
       renew.unref();
-      const cleaner = new Redis(url, { db, maxRetriesPerRequest: 1 });
-      await cleaner.flushdb("ASYNC"); // what a crashed run left
-      cleaner.disconnect();
       return {
         db,
         async release(client) {

@@ -44,6 +44,7 @@ import {
   text,
   thrown,
   wideText,
+  withBigInputs,
   traceUntil,
   type CrashPoint,
   type LearnerFixture,
@@ -267,7 +268,7 @@ grader.core(
   async (api, check) => {
     const random = seededRandom();
     // Every tool call and its result carry ~60 kB: about 5 MB in all, against a cap of 100,000 bytes.
-    const nodes = graphOf(random, [6, 6, 6, 6, 6, 6, 6]).map((node) => ({ ...node, tools: node.tools.map((t) => ({ ...t, input: { ...(t.input as object), big: text(random, 55_000 + Math.floor(random() * 10_000)) } })) }));
+    const nodes = withBigInputs(graphOf(random, [6, 6, 6, 6, 6, 6, 6]), random, 55_000);
     const task = new Task(check, nodes, initialState(random));
     const cap = 100_000;
     const total = expectedTrace(task.steps).reduce((sum, e) => sum + bytesOf(e.data), 0);

@@ -62,6 +62,11 @@ export function graphOf(random: () => number, toolCounts: readonly number[], siz
   }));
 }
 
+/** The same graph with a text of `min` to `min + 10,000` characters in every tool's input (and so in its output). */
+export function withBigInputs(nodes: NodeSpec[], random: () => number, min: number): NodeSpec[] {
+  return nodes.map((node) => ({ ...node, tools: node.tools.map((t) => ({ ...t, input: { ...(t.input as object), big: text(random, min + Math.floor(random() * 10_000)) } })) }));
+}
+
 /** What a tool returns for an input: deterministic, so a redone call returns the same. */
 export function outputOf(tool: string, input: unknown): unknown {
   const q = (input as { q?: string }).q ?? "";

@@ -6,7 +6,7 @@
 import type { Grader } from "#harness/check.ts";
 import { describeOutcome } from "#harness/crash.ts";
 import { seededRandom } from "#harness/seed.ts";
-import { applyCap, expectedTrace, expectFinished, expectTrace, entriesIn, fail, freshProc, graphOf, readerOf, runTask, sharedProc, Task, text, type CrashPoint, type TraceApi } from "./fixture.ts";
+import { applyCap, expectedTrace, expectFinished, expectTrace, entriesIn, fail, freshProc, graphOf, readerOf, runTask, sharedProc, Task, withBigInputs, type CrashPoint, type TraceApi } from "./fixture.ts";
 
 export function registerHiddenChecks(grader: Grader<TraceApi>): void {
   grader.excellence(
@@ -49,7 +49,7 @@ export function registerHiddenChecks(grader: Grader<TraceApi>): void {
     },
     async (api, check) => {
       const random = seededRandom();
-      const nodes = graphOf(random, [3, 2, 3, 2, 3]).map((node) => ({ ...node, tools: node.tools.map((t) => ({ ...t, input: { ...(t.input as object), big: text(random, 35_000 + Math.floor(random() * 10_000)) } })) }));
+      const nodes = withBigInputs(graphOf(random, [3, 2, 3, 2, 3]), random, 35_000);
       const task = new Task(check, nodes, { documentId: "big" });
       expectFinished(await runTask(await sharedProc(api, check), task), task, "A run with over 1 MB of tool payloads");
       const reader = await readerOf(check);
