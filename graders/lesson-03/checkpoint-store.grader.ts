@@ -14,7 +14,9 @@
  *
  * The contract fixes the behaviour, not the schema: the grader never opens the file itself.
  */
+import Database from "better-sqlite3";
 import fc from "fast-check";
+import { setTimeout as sleep } from "node:timers/promises";
 import { isDeepStrictEqual } from "node:util";
 import { defineGrader, hiddenChecksEnabled } from "#harness/check.ts";
 import { assertProperty, seededRandom } from "#harness/seed.ts";
@@ -98,15 +100,79 @@ grader.core(
       expectCheckpoint(await other.store.load(taskId, id), checkpoint, { checkpointId: id, parentId: index === 0 ? null : chain[index - 1]!.id }, `load(taskId, id of checkpoint ${index + 1} of 6) in another process`);
     }
     // A resume from an earlier checkpoint (a retry of step 3): its parent is the one it resumed from, not the last saved.
-    const [retry] = checkpointsFor(taskId, 1, random, ["embed"]);
-    const retryId = await saved(store, taskId, retry!, { parentId: chain[2]!.id });
+    // It is saved later in time too: this check is about the parent, and ordering by timestamp is judged elsewhere.
+    const [drawn] = checkpointsFor(taskId, 1, random, ["embed"]);
+    const retry = { ...drawn!, timestamp: new Date(chain[5]!.checkpoint.timestamp.getTime() + 1000 + Math.floor(random() * 900)) };
+    const retryId = await saved(store, taskId, retry, { parentId: chain[2]!.id });
     const resumed = { checkpointId: retryId, parentId: chain[2]!.id };
-    expectCheckpoint(await other.store.load(taskId), retry!, resumed, "load(taskId) in another process after a save with options.parentId of checkpoint 3 of 6 (a resume from it)");
-    expectCheckpoint(((await other.store.list(taskId)) as unknown[])[0], retry!, resumed, "list(taskId)[0] after a save with options.parentId of checkpoint 3 of 6");
+    expectCheckpoint(await other.store.load(taskId), retry, resumed, "load(taskId) in another process after a save with options.parentId of checkpoint 3 of 6 (a resume from it)");
+    expectCheckpoint(((await other.store.list(taskId)) as unknown[])[0], retry, resumed, "list(taskId)[0] after a save with options.parentId of checkpoint 3 of 6");
     const none = await other.store.list(opaque());
     if (!Array.isArray(none) || none.length !== 0) fail(`list() of a task that was never saved returned ${show(none)}; it must return [].`);
     const unknown = await other.store.load(taskId, opaque(16));
     if (unknown !== null) fail(`load(taskId, an id that was never returned) gave ${show(unknown)}; it must return null.`);
+  },
+);
+
+grader.core(
+  "two processes saving to one task at once never fork the history: each save reads its parent under the write lock",
+  {
+    hint: "Read the latest checkpoint and insert the new one in one write transaction that takes the lock before it reads (better-sqlite3's transaction(fn).immediate(), i.e. BEGIN IMMEDIATE), and open the database with a busy timeout so a save waits for another writer instead of failing.",
+    section: "history-and-the-parent-pointer",
+    weight: 2,
+  },
+  async (_api, check) => {
+    const random = seededRandom();
+    const file = newFile(check);
+    const writers = [await check.spawn(), await check.spawn()];
+    // Opened one after the other: two processes switching a new file to WAL at the same instant
+    // is a race of its own, which can fail with "database is locked"; it is not what this checks.
+    const stores: Awaited<ReturnType<typeof openStore>>[] = [];
+    for (const writer of writers) stores.push(await openStore(writer.api, file));
+    // What one save costs each process here, round trip included: the lock below is held for
+    // many times that, so both saves have long reached the lock when it is released.
+    let cost = 0;
+    for (const store of stores) {
+      const warm = opaque();
+      const started = performance.now();
+      await saved(store, warm, checkpointsFor(warm, 1, random)[0]!);
+      cost = Math.max(cost, performance.now() - started);
+    }
+    const hold = Math.max(300, Math.ceil(cost * 20));
+    const other = new Database(file, { timeout: 60_000 });
+    try {
+      // Two rounds, each on a task of its own, so which save committed first never matters.
+      for (let round = 0; round < 2; round++) {
+        const taskId = opaque();
+        const [first, ...pair] = checkpointsFor(taskId, 3, random);
+        const base = await saved(stores[round]!, taskId, first!);
+        // Another worker's write transaction: while it holds the lock, both processes start a
+        // save. One that read its parent before taking the lock reads the same one as the other.
+        other.exec("BEGIN IMMEDIATE");
+        const pending = pair.map((checkpoint, i) =>
+          stores[i]!.save(taskId, checkpoint!).then(
+            (id) => ({ id }),
+            (error: unknown) => ({ error }),
+          ),
+        );
+        await sleep(hold);
+        other.exec("ROLLBACK");
+        const results = await Promise.all(pending);
+        for (const result of results) {
+          if ("error" in result) fail(`While another connection held the write lock for ${hold} ms, a save() in one of two processes threw ${show(result.error)}. A save must wait for the lock (a busy timeout: new Database(file, { timeout })) and then read its parent inside the write transaction.`);
+          if (typeof result.id !== "string" || result.id.length === 0) fail(`save() must resolve with the new checkpoint's id; it resolved with ${show(result.id)}.`);
+        }
+        const ids = results.map((r) => (r as { id: string }).id);
+        const parents = await Promise.all(ids.map(async (id) => ((await stores[0]!.load(taskId, id)) as { parentId?: unknown } | null)?.parentId));
+        if (parents[0] === base && parents[1] === base) {
+          fail(`Two processes saved to one task at once (another connection held the write lock until both saves had started): both new checkpoints name ${show(base)} as their parent, so the history forked though no save asked to resume from it. Read the latest checkpoint inside the write transaction, after taking the lock (transaction(fn).immediate()), not before it.`);
+        }
+        const chained = (parents[0] === base && parents[1] === ids[0]) || (parents[1] === base && parents[0] === ids[1]);
+        if (!chained) fail(`Two saves to one task from two processes, made on top of ${show(base)}, got the parents ${show(parents)} (for ${show(ids)}): one must name ${show(base)}, the other the first one.`);
+      }
+    } finally {
+      other.close();
+    }
   },
 );
 
@@ -250,20 +316,53 @@ grader.core(
     refuse("save() of a state holding a function", otherTask, () => store.save(otherTask, { ...good, taskId: otherTask, state: { callback: () => 1 } }));
     refuse("save() of a state holding a symbol", otherTask, () => store.save(otherTask, { ...good, taskId: otherTask, state: { id: Symbol("x") } }));
     refuse("save() with a parentId the task does not have", taskId, () => store.save(taskId, good, { parentId: opaque(16) }));
-    refuse("load(42) (a taskId that is not a string)", "", () => store.load(42 as never));
-    refuse("list(undefined)", "", () => store.list(undefined as never));
     for (const { what, run } of cases) expectStoreError(api, await thrown(run), what);
-    // A read of an empty taskId may be refused or find nothing (no task has that id): both are safe.
-    let emptyRead: unknown;
-    const emptyError = await thrown(async () => (emptyRead = await store.load("")));
-    if (emptyError !== undefined) expectStoreError(api, emptyError, 'load("")');
-    else if (emptyRead !== null) fail(`load("") resolved with ${show(emptyRead)}; refuse an empty taskId with CheckpointStoreError, or find no checkpoint (null).`);
     for (const target of new Set(cases.map((c) => c.target))) {
       if (target === "") continue;
       const list = (await other.store.list(target)) as Array<{ checkpointId?: unknown }>;
       const ids = Array.isArray(list) ? list.map((c) => c?.checkpointId) : list;
       const expected = target === taskId ? [first] : [];
       if (!isDeepStrictEqual(ids, expected)) fail(`After the refused saves, list(${show(target)}) in another process shows ${show(ids)}; expected ${show(expected)}: validate before writing anything.`);
+    }
+  },
+);
+
+grader.excellence(
+  "reads refuse a task id that is not a string: load, list and delete throw CheckpointStoreError, and a refused delete deletes nothing",
+  {
+    hint: "Validate the taskId in load(), list() and delete() as save() does (typeof taskId === \"string\") before it reaches SQLite: a number bound to a TEXT column is coerced, so delete(1.5) would delete task \"1.5\". An empty string may be refused or read as a task with no checkpoints.",
+    section: "refuse-bad-input",
+    weight: 1,
+  },
+  async (api, check) => {
+    const random = seededRandom();
+    const file = newFile(check);
+    const store = await openStore(api, file);
+    // Tasks whose ids are what SQLite would make of the numbers below.
+    const named = ["42", "1.5", "123"];
+    const saves = new Map<string, string>();
+    for (const taskId of named) saves.set(taskId, await saved(store, taskId, checkpointsFor(taskId, 1, random)[0]!));
+    const cases: Array<[string, () => Promise<unknown>]> = [
+      ["load(42)", () => store.load(42 as never)],
+      ["load(123n)", () => store.load(123n as never)],
+      ["load(null)", () => store.load(null as never)],
+      ["list(undefined)", () => store.list(undefined as never)],
+      ["list(42)", () => store.list(42 as never)],
+      ["delete(1.5)", () => store.delete(1.5 as never)],
+      ["delete({})", () => store.delete({} as never)],
+      ["delete(123n)", () => store.delete(123n as never)],
+    ];
+    for (const [what, run] of cases) expectStoreError(api, await thrown(run), what);
+    // A read of an empty taskId may be refused or find nothing (no task has that id): both are safe.
+    let emptyRead: unknown;
+    const emptyError = await thrown(async () => (emptyRead = await store.load("")));
+    if (emptyError !== undefined) expectStoreError(api, emptyError, 'load("")');
+    else if (emptyRead !== null) fail(`load("") resolved with ${show(emptyRead)}; refuse an empty taskId with CheckpointStoreError, or find no checkpoint (null).`);
+    const other = await reader(check, file);
+    for (const [taskId, id] of saves) {
+      const list = (await other.store.list(taskId)) as Array<{ checkpointId?: unknown }>;
+      const ids = Array.isArray(list) ? list.map((c) => c?.checkpointId) : list;
+      if (!isDeepStrictEqual(ids, [id])) fail(`After the refused reads and deletes, list(${show(taskId)}) in another process shows ${show(ids)}; expected ${show([id])}: a delete given a number must not delete the task that number reads as.`);
     }
   },
 );
