@@ -15,6 +15,7 @@
 import { isDeepStrictEqual } from "node:util";
 import { defineGrader, hiddenChecksEnabled } from "#harness/check.ts";
 import { describeOutcome, inParallel } from "#harness/crash.ts";
+import { seededRandom } from "#harness/seed.ts";
 import {
   afterInput,
   crashPoints,
@@ -233,10 +234,14 @@ grader.core(
     }
     const loop = new World("digest");
     const digest = digestInput();
-    const state = stateOf(await invokeIn(proc, loop, file, digest), "A run of the digest loop");
+    // The loop runs in a process whose clock stands still: a fast loop saves several checkpoints
+    // in one millisecond, so a key made from a time (the checkpoint's timestamp) collides.
+    const still = await freshProc(check);
+    await still.f.stopClock(Date.UTC(2026, 5, 1, 12, 0, 0, Math.floor(seededRandom()() * 1000)));
+    const state = stateOf(await invokeIn(still, loop, file, digest), "A run of the digest loop");
     const sends = loop.ledger.of("send", loop.taskId);
     const rounds = Number(digest.rounds);
-    if (sends.length !== rounds) fail(`The digest loop visits send-email ${rounds} times, with the same reminder email each time; the mailer sent ${sends.length} email(s) (keys ${show(loop.ledger.of("find", loop.taskId).map((f) => f.key))}): a later visit of the same node needs a new key.`);
+    if (sends.length !== rounds) fail(`The digest loop visits send-email ${rounds} times, with the same reminder email each time, and every checkpoint of the run is saved in the same millisecond; the mailer sent ${sends.length} email(s) (keys ${show(loop.ledger.of("find", loop.taskId).map((f) => f.key))}): a later visit of the same node needs a new key, and a time does not tell two visits apart.`);
     if (new Set(sends.map((s) => s.key)).size !== rounds) fail(`The digest loop's ${rounds} emails were sent under the keys ${show(sends.map((s) => s.key))}; each visit needs its own key.`);
     expectState(state, simulate("digest", digest, "collect", sends.map((s) => s.emailId)).state, "At the end of the digest loop");
   },
@@ -365,7 +370,7 @@ grader.excellence(
 grader.excellence(
   "bad graphs fail loudly and leave the task resumable: an unknown start node or edge target is a GraphError saved nowhere, and a node that throws runs again on the next invoke",
   {
-    hint: "Check the start node and each edge's answer against the nodes before saving a checkpoint that names them, and throw GraphError naming the node; when a node throws, let the error reject invoke and save nothing for that node, so the task stays at the checkpoint before it.",
+    hint: "Check the start node and each edge's answer against the nodes before saving a checkpoint that names them, and throw GraphError naming the node; when a node throws, let its own error (not a wrapper) reject invoke and save nothing for that node, so the task stays at the checkpoint before it.",
     section: "errors-and-bad-graphs",
     weight: 2,
     timeout: 20_000,
@@ -395,11 +400,14 @@ grader.excellence(
     const sim = simulate("import", input);
     let failures = 0;
     flaky.bodyOf = (node, state) => {
-      if (node === "index" && failures++ === 0) throw new Error("the search index is read-only right now");
+      if (node === "index" && failures++ === 0) throw new IndexReadOnlyError();
       return body("import", node, state);
     };
     const e3 = await rejection(await invokeIn(proc, flaky, file, input), 'A run whose "index" node throws');
-    if (!String((e3 as Error)?.message).includes("read-only")) fail(`When "index" threw "the search index is read-only right now", invoke rejected with ${show(e3)}; let the node's error through.`);
+    const own = e3 as { name?: unknown; message?: unknown; code?: unknown } | undefined;
+    if (own?.name !== "IndexReadOnlyError" || own.message !== "the search index is read-only right now" || own.code !== "READ_ONLY") {
+      fail(`When "index" threw an IndexReadOnlyError (code "READ_ONLY", message "the search index is read-only right now"), invoke rejected with ${show(e3)}; reject with the node's own error, unwrapped, so a caller's retry policy still sees its class and code.`);
+    }
     const latest = history(file, flaky.taskId).at(-1);
     if (latest?.currentNode !== "index") fail(`After "index" threw, the task's latest checkpoint names ${show(latest?.currentNode)}; it must still name "index" (nothing is saved for a node that failed).`);
     const retried = stateOf(await invokeIn(await freshProc(check), flaky, file, input), 'After "index" threw once, invoke in a fresh process');
@@ -408,6 +416,15 @@ grader.excellence(
     expectState(retried, sim.state, 'After "index" threw once and the task was invoked again');
   },
 );
+
+/** A provider's own error, with the class name and code a retry policy looks at. */
+class IndexReadOnlyError extends Error {
+  override name = "IndexReadOnlyError";
+  readonly code = "READ_ONLY";
+  constructor() {
+    super("the search index is read-only right now");
+  }
+}
 
 if (hiddenChecksEnabled()) (await import("./resumable-graph/hidden.ts")).registerHiddenChecks(grader);
 

@@ -53,7 +53,11 @@ export function registerHiddenChecks(grader: Grader<GraphApi>): void {
         run: (node, state, context) => pick((context as { taskId?: unknown })?.taskId).hooks().run(node, state, context),
         enter: (node, state, context) => pick((context as { taskId?: unknown })?.taskId).hooks().enter(node, state, context),
         left: async () => undefined,
-        saved: (taskId, currentNode, id) => pick(taskId).hooks().saved(taskId, currentNode, id),
+        // A design may save records of its own under another task id (a journal, a marker): not a node call.
+        saved: async (taskId, currentNode, id) => {
+          const world = byTask.get(String(taskId));
+          if (world !== undefined) await world.hooks().saved(taskId, currentNode, id);
+        },
       };
       for (const world of worlds) world.begin(proc.learner);
       const graph = (await proc.f.build(proc.api as never, "import", hooks, worlds[0]!.mailer(), { file })) as unknown as { invoke(i: unknown, s: string, t: string): Promise<unknown> };

@@ -11,6 +11,8 @@ import { deserialize, serialize } from "node:v8";
 import Database from "better-sqlite3";
 import { EMAIL_NODE, END, GRAPHS, type GraphName, type State } from "./graphs.ts";
 
+export { stopClock } from "../../harness/stopped-clock.ts";
+
 export interface Hooks {
   /** A node of the grader's runs: resolves with its update. */
   run(node: string, state: State, context: unknown): Promise<State>;
