@@ -35,6 +35,7 @@ import {
   graphOf,
   label,
   opaque,
+  openWorker,
   readerOf,
   resumeStep,
   runTask,
@@ -344,9 +345,9 @@ grader.excellence(
 );
 
 grader.excellence(
-  "the cap holds across a crash and a resume: the resumed process counts the payloads the crashed one kept",
+  "the cap holds across a crash and a resume, and for a task passed between two live workers: every append counts the payloads the file holds",
   {
-    hint: "Read the task's kept payload bytes from the file inside the append's write transaction (SUM over kept rows, or a per-task total updated in the same transaction); a counter in process memory starts at zero after a crash.",
+    hint: "Read the task's kept payload bytes from the file inside the append's write transaction (SUM over kept rows, or a per-task total updated in the same transaction); a counter in process memory starts at zero after a crash, and a copy loaded once goes stale when another worker appends to the task.",
     section: "a-bounded-trace",
     weight: 1,
     timeout: 30_000,
@@ -365,13 +366,27 @@ grader.excellence(
     for (const { point, task } of cases) {
       expectTrace(await entriesIn(reader, task.traceFile, task.taskId), applyCap(expectedTrace(steps, [point]), cap), task.taskId, `With maxDataBytes ${cap}, after a crash ${describe(point)} and a resume`);
     }
+    // Two long-lived workers, each keeping its stores: the first runs the task until a node fails
+    // at step 3, the second takes it over until a node fails at step 5, the first finishes it.
+    const handed = new Task(check, heavyGraph(random, [2, 1, 3, 2, 1, 2]), initial);
+    const handedFull = expectedTrace(handed.steps);
+    const handedCap = Math.floor(handedFull.reduce((sum, e) => sum + bytesOf(e.data), 0) * 0.45);
+    const workers = [await openWorker(await freshProc(check), handed, handedCap), await openWorker(await freshProc(check), handed, handedCap)];
+    const turns: Array<[number, number, number | undefined]> = [[0, 1, 3], [1, 3, 5], [0, 5, undefined]];
+    for (const [worker, firstStep, failAt] of turns) {
+      const outcome = await workers[worker]!.invoke(firstStep, failAt);
+      if (failAt === undefined) expectFinished(outcome, handed, "The first worker, finishing the task the second one took over");
+      else if (outcome.kind !== "failed") fail(`A node that threw at step ${failAt} must reject invoke; ${describeOutcome(outcome)}.`);
+    }
+    const handedPoints: CrashPoint[] = [{ moment: "enter", step: 3 }, { moment: "enter", step: 5 }];
+    expectTrace(await entriesIn(reader, handed.traceFile, handed.taskId), applyCap(expectedTrace(handed.steps, handedPoints), handedCap), handed.taskId, `With maxDataBytes ${handedCap}, a task run by one worker (its node failed at step 3), taken over by a second (failed at step 5) and finished by the first, both workers alive throughout`);
   },
 );
 
 grader.excellence(
-  "append order is the order: a clock that steps back at every reading never reorders the trace",
+  "append order is the order: a clock that steps back at every reading never reorders the trace nor what the cap drops first",
   {
-    hint: "Order entries by a sequence the database assigns (INTEGER PRIMARY KEY AUTOINCREMENT), never by the timestamp: clocks tie, differ between processes and step back.",
+    hint: "Order entries, and pick the oldest payload to drop, by a sequence the database assigns (INTEGER PRIMARY KEY AUTOINCREMENT), never by the timestamp: clocks tie, differ between processes and step back.",
     section: "order-is-append-order",
     weight: 1,
   },
@@ -383,6 +398,12 @@ grader.excellence(
     expectFinished(await runTask(proc, task), task, "A run in a process whose clock steps back");
     const reader = await readerOf(check);
     expectTrace(await entriesIn(reader, task.traceFile, task.taskId), expectedTrace(task.steps), task.taskId, "The trace of a run whose every timestamp is earlier than the one before");
+    // And with a cap: "the oldest payload" is the earliest appended, whatever its timestamp says.
+    const capped = new Task(check, graphOf(random, [2, 3, 1, 2]), initialState(random));
+    const full = expectedTrace(capped.steps);
+    const cap = Math.floor(full.reduce((sum, e) => sum + bytesOf(e.data), 0) * 0.45);
+    expectFinished(await runTask(proc, capped, { maxDataBytes: cap }), capped, `A run with maxDataBytes ${cap} in a process whose clock steps back`);
+    expectTrace(await entriesIn(reader, capped.traceFile, capped.taskId), applyCap(full, cap), capped.taskId, `With maxDataBytes ${cap}, in a process whose clock steps back at every reading`);
   },
 );
 

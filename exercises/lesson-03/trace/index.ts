@@ -41,7 +41,7 @@
  *   an append would take the task over the cap, drop the oldest kept tool_result payloads first,
  *   then the oldest kept payloads of any type, until the new one fits; a payload larger than the
  *   cap on its own is dropped on arrival. The cap counts what is in the file (a resumed process
- *   counts what the crashed one kept).
+ *   counts what the crashed one kept, a worker what another worker appended since).
  * - Bad input: new SqliteTraceStore(file, { maxDataBytes }) with a maxDataBytes that is not a
  *   positive integer, entries("") or a filter whose nodeId is not a non-empty string or whose
  *   type is not one of the four throws TraceStoreError.
@@ -57,7 +57,8 @@
  * - core: entries(taskId) and entries(taskId, { nodeId }) are exact, and in order;
  * - core: with maxDataBytes set, a task keeps at most that many payload bytes and every entry;
  * - excellence: two crashes in one step (attempt 3), loops, finished tasks; the exact drop order;
- *   the cap across a resume; a clock that steps back; bad input refused with TraceStoreError.
+ *   the cap across a resume and between two workers; a clock that steps back (also for what the
+ *   cap drops); bad input refused with TraceStoreError.
  */
 export { SqliteCheckpointStore, type Checkpoint, type CheckpointStore } from "./checkpoint-store.ts";
 export { END, StateGraph, type NodeContext, type NodeFn, type Router, type State, type ToolFn } from "./graph.ts";

@@ -53,13 +53,20 @@ export function wideText(random: () => number, length: number): string {
   return Array.from({ length }, () => chars[Math.floor(random() * chars.length)]).join("");
 }
 
-/** A linear graph: node names opaque, tool counts as given (irregular), inputs seeded. */
+/**
+ * A linear graph: node names opaque, tool counts as given (irregular), inputs seeded. A node with
+ * two tools or more calls its first tool twice (two fetches in one step), so nothing about an
+ * entry but its place in the trace tells those two calls apart.
+ */
 export function graphOf(random: () => number, toolCounts: readonly number[], size = 40): NodeSpec[] {
   const prefix = opaque(2);
-  return toolCounts.map((count, index) => ({
-    name: `${prefix}-${["split", "fetch", "embed", "index", "review", "publish"][index % 6]}${index >= 6 ? index : ""}`,
-    tools: Array.from({ length: count }, (_, i) => ({ tool: `t${opaque(2)}${i}`, input: { q: text(random, 5 + Math.floor(random() * size)), n: Math.floor(random() * 100) } })),
-  }));
+  return toolCounts.map((count, index) => {
+    const names = Array.from({ length: count }, (_, i) => `t${opaque(2)}${i}`);
+    return {
+      name: `${prefix}-${["split", "fetch", "embed", "index", "review", "publish"][index % 6]}${index >= 6 ? index : ""}`,
+      tools: names.map((name, i) => ({ tool: i === 1 ? names[0]! : name, input: { q: text(random, 5 + Math.floor(random() * size)), n: Math.floor(random() * 100) } })),
+    };
+  });
 }
 
 /** The same graph with a text of `min` to `min + 10,000` characters in every tool's input (and so in its output). */
@@ -251,6 +258,8 @@ export class Task {
   private point: CrashPoint | undefined;
   private step = 0;
   private toolIndex = 0;
+  /** The step whose node throws as it starts, once (the process lives on). */
+  private failing: number | undefined;
 
   constructor(
     check: CheckContext<TraceApi>,
@@ -268,9 +277,10 @@ export class Task {
   }
 
   /** Arms `point` for the next run in `victim`, which starts with step `firstStep`. */
-  arm(victim: LearnerProcess | undefined, point?: CrashPoint, firstStep = 1): void {
+  arm(victim: LearnerProcess | undefined, point?: CrashPoint, firstStep = 1, failAt?: number): void {
     this.point = point;
     this.step = firstStep - 1;
+    this.failing = failAt;
     this.crash.arm(point ? victim : undefined);
   }
 
@@ -284,6 +294,10 @@ export class Task {
         this.step += 1;
         this.toolIndex = 0;
         if (this.at("enter")) return this.crash.fire();
+        if (this.failing === this.step) {
+          this.failing = undefined;
+          throw new Error("the worker lost its lease on this task");
+        }
       },
       tool: async (tool, input) => {
         const index = this.toolIndex++;
@@ -316,6 +330,24 @@ export async function runTask(proc: Proc, task: Task, options: RunOptions = {}):
   await proc.f.build(graph as never, task.nodes, task.hooks(), checkpoints as never);
   await graph.withTrace(traces);
   return untilCrash(proc.learner, graph.invoke(task.initial, task.nodes[0]!.name, task.taskId));
+}
+
+/**
+ * A long-lived worker in `proc`: one graph and one pair of stores, kept for every invoke it is
+ * given (a store instance may remember things between invokes; the file is the truth).
+ */
+export async function openWorker(proc: Proc, task: Task, maxDataBytes: number): Promise<{ invoke(firstStep: number, failAt?: number): Promise<CrashOutcome<unknown>> }> {
+  const graph = await new proc.api.StateGraph();
+  const checkpoints = await new proc.api.SqliteCheckpointStore(task.checkpointFile);
+  const traces = await new proc.api.SqliteTraceStore(task.traceFile, { maxDataBytes });
+  await proc.f.build(graph as never, task.nodes, task.hooks(), checkpoints as never);
+  await graph.withTrace(traces);
+  return {
+    invoke(firstStep, failAt) {
+      task.arm(proc.learner, undefined, firstStep, failAt);
+      return untilCrash(proc.learner, graph.invoke(task.initial, task.nodes[0]!.name, task.taskId));
+    },
+  };
 }
 
 /** The run finished with the expected final state, or a failure saying what happened. */
