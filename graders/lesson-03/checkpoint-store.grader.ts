@@ -5,14 +5,17 @@
  * store opened on the same SQLite file in another (`check.spawn()`), often after the writer was
  * killed: only what reached the file counts. Core: save appends and load returns the latest;
  * list gives the whole history newest first with parent pointers and load(taskId, id) any of
- * it; states keep Dates, Maps, Sets and undefined, the timestamp is a Date again; task ids are
- * exact keys (prefixes, substrings, case, LIKE wildcards) and delete() removes only its own task;
- * the final checkpoint is kept; bad input is refused with CheckpointStoreError and saves nothing.
- * Excellence: save order survives identical and backward timestamps and a stopped clock; a long
- * history with list({ limit }); arbitrary structured values (fast-check); a finished task is
- * not reopened by accident, and resumes from an earlier checkpoint on request.
+ * it; two processes saving to one task at once never fork the history; states keep Dates, Maps,
+ * Sets and undefined, the timestamp is a Date again; task ids are exact keys (prefixes,
+ * substrings, case, LIKE wildcards) and delete() removes only its own task; the final checkpoint
+ * is kept; bad input to save() is refused with CheckpointStoreError and saves nothing.
+ * Excellence: reads refuse task ids that are not strings; save order survives identical and
+ * backward timestamps and a stopped clock; a long history with list({ limit }); arbitrary
+ * structured values (fast-check); a finished task is not reopened by accident, and resumes from
+ * an earlier checkpoint on request.
  *
- * The contract fixes the behaviour, not the schema: the grader never opens the file itself.
+ * The contract fixes the behaviour, not the schema: the grader never reads the file's tables. It
+ * opens the file only to hold the write lock, as another worker's transaction would.
  */
 import Database from "better-sqlite3";
 import fc from "fast-check";
@@ -36,6 +39,7 @@ import {
   show,
   thrown,
   type Checkpoint,
+  type Store,
   type StoreApi,
 } from "./checkpoint-store/fixture.ts";
 
@@ -127,7 +131,7 @@ grader.core(
     const writers = [await check.spawn(), await check.spawn()];
     // Opened one after the other: two processes switching a new file to WAL at the same instant
     // is a race of its own, which can fail with "database is locked"; it is not what this checks.
-    const stores: Awaited<ReturnType<typeof openStore>>[] = [];
+    const stores: Store[] = [];
     for (const writer of writers) stores.push(await openStore(writer.api, file));
     // What one save costs each process here, round trip included: the lock below is held for
     // many times that, so both saves have long reached the lock when it is released.

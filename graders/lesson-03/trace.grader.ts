@@ -36,6 +36,7 @@ import {
   label,
   opaque,
   openWorker,
+  payloadBytes,
   readerOf,
   resumeStep,
   runTask,
@@ -232,7 +233,7 @@ grader.core(
     const random = seededRandom();
     const task = new Task(check, heavyGraph(random, [2, 1, 3, 0, 2]), initialState(random));
     const full = expectedTrace(task.steps);
-    const total = full.reduce((sum, e) => sum + bytesOf(e.data), 0);
+    const total = payloadBytes(full);
     const cap = Math.floor(total * (0.3 + random() * 0.2));
     expectFinished(await runTask(await sharedProc(api, check), task, { maxDataBytes: cap }), task, `A run with maxDataBytes ${cap}`);
     const reader = await readerOf(check);
@@ -272,7 +273,7 @@ grader.core(
     const nodes = withBigInputs(graphOf(random, [6, 6, 6, 6, 6, 6, 6]), random, 55_000);
     const task = new Task(check, nodes, initialState(random));
     const cap = 100_000;
-    const total = expectedTrace(task.steps).reduce((sum, e) => sum + bytesOf(e.data), 0);
+    const total = payloadBytes(expectedTrace(task.steps));
     expectFinished(await runTask(await sharedProc(api, check), task, { maxDataBytes: cap }), task, `A run with maxDataBytes ${cap}`);
     // Pages in use, as any reader sees them (committed WAL frames included; free pages excluded,
     // since SQLite reuses them): what the task really keeps, whatever the schema. Files the store
@@ -358,7 +359,7 @@ grader.excellence(
     const initial = initialState(random);
     const steps = new Task(check, nodes, initial).steps;
     const full = expectedTrace(steps);
-    const cap = Math.floor(full.reduce((sum, e) => sum + bytesOf(e.data), 0) * 0.45);
+    const cap = Math.floor(payloadBytes(full) * 0.45);
     const points: CrashPoint[] = [{ moment: "tool", step: 3, tool: 0 }, { moment: "saved", step: 2 }];
     const cases = await crashEach(check, nodes, initial, points, { maxDataBytes: cap });
     await resumeAll(check, cases, { maxDataBytes: cap });
@@ -369,12 +370,11 @@ grader.excellence(
     // Two long-lived workers, each keeping its stores: the first runs the task until a node fails
     // at step 3, the second takes it over until a node fails at step 5, the first finishes it.
     const handed = new Task(check, heavyGraph(random, [2, 1, 3, 2, 1, 2]), initial);
-    const handedFull = expectedTrace(handed.steps);
-    const handedCap = Math.floor(handedFull.reduce((sum, e) => sum + bytesOf(e.data), 0) * 0.45);
+    const handedCap = Math.floor(payloadBytes(expectedTrace(handed.steps)) * 0.45);
     const workers = [await openWorker(await freshProc(check), handed, handedCap), await openWorker(await freshProc(check), handed, handedCap)];
     const turns: Array<[number, number, number | undefined]> = [[0, 1, 3], [1, 3, 5], [0, 5, undefined]];
     for (const [worker, firstStep, failAt] of turns) {
-      const outcome = await workers[worker]!.invoke(firstStep, failAt);
+      const outcome = await workers[worker]!.invoke({ firstStep, failAt });
       if (failAt === undefined) expectFinished(outcome, handed, "The first worker, finishing the task the second one took over");
       else if (outcome.kind !== "failed") fail(`A node that threw at step ${failAt} must reject invoke; ${describeOutcome(outcome)}.`);
     }
@@ -401,7 +401,7 @@ grader.excellence(
     // And with a cap: "the oldest payload" is the earliest appended, whatever its timestamp says.
     const capped = new Task(check, graphOf(random, [2, 3, 1, 2]), initialState(random));
     const full = expectedTrace(capped.steps);
-    const cap = Math.floor(full.reduce((sum, e) => sum + bytesOf(e.data), 0) * 0.45);
+    const cap = Math.floor(payloadBytes(full) * 0.45);
     expectFinished(await runTask(proc, capped, { maxDataBytes: cap }), capped, `A run with maxDataBytes ${cap} in a process whose clock steps back`);
     expectTrace(await entriesIn(reader, capped.traceFile, capped.taskId), applyCap(full, cap), capped.taskId, `With maxDataBytes ${cap}, in a process whose clock steps back at every reading`);
   },

@@ -177,6 +177,9 @@ export function expectedTrace(steps: readonly Step[], points: readonly CrashPoin
 /** The contract's size of a payload: UTF-8 bytes of its JSON. */
 export const bytesOf = (data: unknown): number => Buffer.byteLength(JSON.stringify(data ?? null), "utf8");
 
+/** The payload bytes of these entries together. */
+export const payloadBytes = (entries: readonly Expected[]): number => entries.reduce((sum, e) => sum + bytesOf(e.data), 0);
+
 /** Marks which payloads the contract's policy drops under `cap`, appending in order. */
 export function applyCap(entries: readonly Expected[], cap: number): Expected[] {
   const out = entries.map((e) => ({ ...e, dropped: false }));
@@ -318,33 +321,30 @@ export class Task {
 export interface RunOptions {
   point?: CrashPoint;
   firstStep?: number;
+  /** The step whose node throws as it starts (the process lives on). */
+  failAt?: number;
   maxDataBytes?: number;
 }
 
 /** Runs (or resumes) the task in `proc` with fresh stores on its files, armed at `point` if given. */
 export async function runTask(proc: Proc, task: Task, options: RunOptions = {}): Promise<CrashOutcome<unknown>> {
-  task.arm(proc.learner, options.point, options.firstStep);
-  const graph = await new proc.api.StateGraph();
-  const checkpoints = await new proc.api.SqliteCheckpointStore(task.checkpointFile);
-  const traces = await new proc.api.SqliteTraceStore(task.traceFile, options.maxDataBytes === undefined ? undefined : { maxDataBytes: options.maxDataBytes });
-  await proc.f.build(graph as never, task.nodes, task.hooks(), checkpoints as never);
-  await graph.withTrace(traces);
-  return untilCrash(proc.learner, graph.invoke(task.initial, task.nodes[0]!.name, task.taskId));
+  return (await openWorker(proc, task, options.maxDataBytes)).invoke(options);
 }
 
 /**
  * A long-lived worker in `proc`: one graph and one pair of stores, kept for every invoke it is
- * given (a store instance may remember things between invokes; the file is the truth).
+ * given (a store instance may remember things between invokes; the file is the truth). Each
+ * invoke is armed at `point`, starts with step `firstStep`, and its node at step `failAt` throws.
  */
-export async function openWorker(proc: Proc, task: Task, maxDataBytes: number): Promise<{ invoke(firstStep: number, failAt?: number): Promise<CrashOutcome<unknown>> }> {
+export async function openWorker(proc: Proc, task: Task, maxDataBytes?: number): Promise<{ invoke(options?: Omit<RunOptions, "maxDataBytes">): Promise<CrashOutcome<unknown>> }> {
   const graph = await new proc.api.StateGraph();
   const checkpoints = await new proc.api.SqliteCheckpointStore(task.checkpointFile);
-  const traces = await new proc.api.SqliteTraceStore(task.traceFile, { maxDataBytes });
+  const traces = await new proc.api.SqliteTraceStore(task.traceFile, maxDataBytes === undefined ? undefined : { maxDataBytes });
   await proc.f.build(graph as never, task.nodes, task.hooks(), checkpoints as never);
   await graph.withTrace(traces);
   return {
-    invoke(firstStep, failAt) {
-      task.arm(proc.learner, undefined, firstStep, failAt);
+    invoke(options = {}) {
+      task.arm(proc.learner, options.point, options.firstStep, options.failAt);
       return untilCrash(proc.learner, graph.invoke(task.initial, task.nodes[0]!.name, task.taskId));
     },
   };
