@@ -9,7 +9,8 @@
  * Sets and undefined, the timestamp is a Date again; task ids are exact keys (prefixes,
  * substrings, case, LIKE wildcards) and delete() removes only its own task; the final checkpoint
  * is kept; bad input to save() is refused with CheckpointStoreError and saves nothing.
- * Excellence: reads refuse task ids that are not strings; save order survives identical and
+ * Excellence: reads refuse ids that are not strings; each refusal's code names its kind and its
+ * message the argument or field, and a closed store refuses to write; save order survives identical and
  * backward timestamps and a stopped clock; a long history with list({ limit }); arbitrary
  * structured values (fast-check); a finished task is not reopened by accident, and resumes from
  * an earlier checkpoint on request.
@@ -332,9 +333,9 @@ grader.core(
 );
 
 grader.excellence(
-  "reads refuse a task id that is not a string: load, list and delete throw CheckpointStoreError, and a refused delete deletes nothing",
+  "reads refuse ids that are not strings: load, list and delete throw CheckpointStoreError, and a refused delete deletes nothing",
   {
-    hint: "Validate the taskId in load(), list() and delete() as save() does (typeof taskId === \"string\") before it reaches SQLite: a number bound to a TEXT column is coerced, so delete(1.5) would delete task \"1.5\". An empty string may be refused or read as a task with no checkpoints.",
+    hint: "Validate the taskId in load(), list() and delete(), and load()'s checkpointId, as save() does (typeof id === \"string\") before they reach SQLite: a number bound to a TEXT column is coerced, so delete(1.5) would delete task \"1.5\". An empty string may be refused or read as a task with no checkpoints.",
     section: "refuse-bad-input",
     weight: 1,
   },
@@ -350,6 +351,7 @@ grader.excellence(
       ["load(42)", () => store.load(42 as never)],
       ["load(123n)", () => store.load(123n as never)],
       ["load(null)", () => store.load(null as never)],
+      ['load("42", 42) (a checkpoint id that is not a string)', () => store.load("42", 42 as never)],
       ["list(undefined)", () => store.list(undefined as never)],
       ["list(42)", () => store.list(42 as never)],
       ["delete(1.5)", () => store.delete(1.5 as never)],
@@ -368,6 +370,62 @@ grader.excellence(
       const ids = Array.isArray(list) ? list.map((c) => c?.checkpointId) : list;
       if (!isDeepStrictEqual(ids, [id])) fail(`After the refused reads and deletes, list(${show(taskId)}) in another process shows ${show(ids)}; expected ${show([id])}: a delete given a number must not delete the task that number reads as.`);
     }
+  },
+);
+
+grader.excellence(
+  "refusals say what was wrong: the code names the kind of refusal, the message the argument or field, and a closed store refuses to write",
+  {
+    hint: "Give each refusal its code (BAD_INPUT for a wrong argument, UNKNOWN_PARENT, FINISHED, UNSERIALIZABLE) and a message that names what was wrong: the argument or field (taskId, checkpoint.currentNode, checkpoint.timestamp, options.parentId, options.limit), the parent id the task does not have, and for a finished task how to go on ({ parentId }).",
+    section: "refuse-bad-input",
+    weight: 1,
+  },
+  async (api, check) => {
+    const random = seededRandom();
+    const file = newFile(check);
+    const store = await openStore(api, file);
+    const [taskId, otherTask, finished] = [opaque(), opaque(), opaque()];
+    const good = checkpointsFor(taskId, 1, random)[0]!;
+    const mine = { ...good, taskId: otherTask };
+    await saved(store, taskId, good);
+    await saved(store, finished, { ...checkpointsFor(finished, 1, random)[0]!, currentNode: END });
+    const missing = opaque(16);
+    const names = (pattern: RegExp, field: string) => ({ test: (message: string) => pattern.test(message), field });
+    const cases: Array<{ what: string; run: () => Promise<unknown>; code: string; says: { test: (message: string) => boolean; field: string } }> = [
+      { what: 'save("")', run: () => store.save("", { ...good, taskId: "" }), code: "BAD_INPUT", says: names(/task ?id/i, "taskId") },
+      { what: "save(42)", run: () => store.save(42 as never, good), code: "BAD_INPUT", says: names(/task ?id/i, "taskId") },
+      { what: "save(a, checkpoint whose taskId is b)", run: () => store.save(otherTask, good), code: "BAD_INPUT", says: names(/task ?id/i, "taskId") },
+      { what: "save() of a null checkpoint", run: () => store.save(otherTask, null as never), code: "BAD_INPUT", says: names(/checkpoint/i, "checkpoint") },
+      { what: 'save() with currentNode ""', run: () => store.save(otherTask, { ...mine, currentNode: "" }), code: "BAD_INPUT", says: names(/current ?node/i, "currentNode") },
+      { what: "save() with currentNode 7", run: () => store.save(otherTask, { ...mine, currentNode: 7 as never }), code: "BAD_INPUT", says: names(/current ?node/i, "currentNode") },
+      { what: "save() with the timestamp as an ISO string", run: () => store.save(otherTask, { ...mine, timestamp: good.timestamp.toISOString() as never }), code: "BAD_INPUT", says: names(/timestamp/i, "timestamp") },
+      { what: "save() with an invalid Date timestamp", run: () => store.save(otherTask, { ...mine, timestamp: new Date(Number.NaN) }), code: "BAD_INPUT", says: names(/timestamp/i, "timestamp") },
+      { what: "save() with { parentId: 5 }", run: () => store.save(taskId, good, { parentId: 5 as never }), code: "BAD_INPUT", says: names(/parent ?id/i, "parentId") },
+      { what: 'save() with { parentId: "" }', run: () => store.save(taskId, good, { parentId: "" }), code: "BAD_INPUT", says: names(/parent ?id/i, "parentId") },
+      { what: "save() with a parentId the task does not have", run: () => store.save(taskId, good, { parentId: missing }), code: "UNKNOWN_PARENT", says: names(new RegExp(missing), `the parent id ${show(missing)}`) },
+      { what: "save() without parentId on a finished task", run: () => store.save(finished, { ...good, taskId: finished }), code: "FINISHED", says: names(/parent ?id/i, "how to go on ({ parentId })") },
+      { what: "save() of a state holding a function", run: () => store.save(otherTask, { ...mine, state: { callback: () => 1 } }), code: "UNSERIALIZABLE", says: names(/./, "anything") },
+      { what: "save() of a state holding a symbol", run: () => store.save(otherTask, { ...mine, state: { id: Symbol("x") } }), code: "UNSERIALIZABLE", says: names(/./, "anything") },
+      { what: "list(taskId, { limit: 0 })", run: () => store.list(taskId, { limit: 0 }), code: "BAD_INPUT", says: names(/limit/i, "limit") },
+      { what: 'list(taskId, { limit: "3" })', run: () => store.list(taskId, { limit: "3" as never }), code: "BAD_INPUT", says: names(/limit/i, "limit") },
+      { what: "load(42)", run: () => store.load(42 as never), code: "BAD_INPUT", says: names(/task ?id/i, "taskId") },
+      { what: "load(taskId, 42)", run: () => store.load(taskId, 42 as never), code: "BAD_INPUT", says: names(/checkpoint ?id/i, "checkpointId") },
+    ];
+    for (const { what, run, code, says } of cases) {
+      const error = await thrown(run);
+      expectStoreError(api, error, what);
+      const { code: got, message, name } = error as { code?: unknown; message: string; name?: unknown };
+      if (name !== "CheckpointStoreError") fail(`${what} was refused with an error named ${show(name)}; keep the name "CheckpointStoreError" (what a log line or a stack trace shows first).`);
+      if (got !== code) fail(`${what} was refused with code ${show(got)}; expected ${code}: a caller tells a wrong argument from a finished task or a missing parent by the code.`);
+      if (!says.test(message)) fail(`${what} was refused with the message ${show(message)}; it should name ${says.field}, so the caller knows what to fix.`);
+    }
+    // close() closes: a save through a closed store fails instead of writing.
+    await store.close();
+    const late = checkpointsFor(otherTask, 1, random)[0]!;
+    if ((await thrown(() => store.save(otherTask, late))) === undefined) fail("save() after close() was accepted; a closed store must refuse to write.");
+    const other = await reader(check, file);
+    const list = (await other.store.list(otherTask)) as unknown[];
+    if (!Array.isArray(list) || list.length !== 0) fail(`After the refusals and a save through a closed store, task ${show(otherTask)} has ${Array.isArray(list) ? list.length : show(list)} checkpoints in another process; expected none.`);
   },
 );
 

@@ -35,9 +35,16 @@
  * - Bad input is refused with CheckpointStoreError (a code and a message that says what was
  *   wrong) before anything is written: an empty or non-string taskId, a checkpoint whose taskId
  *   differs from the taskId argument, an empty or non-string currentNode, a timestamp that is not
- *   a valid Date, a state that cannot be stored (a function, a symbol), a parentId the task does
- *   not have, a limit that is not a positive integer. Reads (load, list, delete) refuse a
- *   non-string taskId too; an empty one they may refuse or treat as a task with no checkpoints.
+ *   a valid Date, a state that cannot be stored (a function, a symbol), a parentId that is not a
+ *   non-empty string or that the task does not have, a limit that is not a positive integer.
+ *   Reads (load, list, delete) refuse a non-string taskId too, and load a non-string
+ *   checkpointId; an empty one they may refuse or treat as an id with no checkpoints.
+ * - The code names the kind of refusal: BAD_INPUT (an argument is wrong), UNKNOWN_PARENT (the
+ *   task has no such parentId), FINISHED (a save without parentId on a finished task),
+ *   UNSERIALIZABLE (the state); CORRUPT is there for a stored checkpoint you cannot read back.
+ *   The message names the argument or field (taskId, checkpoint.currentNode, options.limit...),
+ *   the missing parent id, and for a finished task how to go on ({ parentId }).
+ * - After close(), the store refuses to write.
  *
  * What the grader checks, in order (each failure names the lesson section to read); it writes
  * through your store in one process and reads through another store on the same file in another:
@@ -47,6 +54,8 @@
  * - core: task ids that prefix, contain or resemble each other stay apart, also for delete();
  * - core: the final checkpoint (currentNode END) is kept and loads, with the whole history;
  * - core: bad input is refused with CheckpointStoreError, and a refused save stores nothing;
+ * - excellence: reads refuse ids that are not strings; each refusal's code and message say what
+ *   was wrong; a closed store refuses to write;
  * - excellence: identical timestamps, a clock that steps back and saves in one millisecond keep
  *   save order; 400 checkpoints and list({ limit }); arbitrary structured values (property-based);
  *   a finished task refuses a save without parentId and accepts a resume from an earlier one.
