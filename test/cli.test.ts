@@ -154,3 +154,27 @@ test("run through npm from a subfolder: the kit writes --json FILE itself, relat
     rmSync(where, { recursive: true, force: true });
   }
 }, 300_000);
+
+describe("every command: an unknown option or a missing value is a usage error, never a stack trace", { timeout: 120_000 }, () => {
+  const commands = ["kit/cli/grade.ts", "kit/cli/list.ts", "kit/cli/hint.ts", "kit/cli/reset.ts", "kit/cli/submit.ts", "kit/cli/pack.ts", "kit/bench/run.ts"];
+  const run = (script: string, args: string[]) => spawnSync(process.execPath, ["--import", "tsx", script, ...args], { cwd: KIT_ROOT, encoding: "utf8", env: cleanEnv(), timeout: 60_000 });
+  test.concurrent.each(commands)("%s --bogus", (script) => {
+    const { status, stdout, stderr } = run(script, ["--bogus"]);
+    expect(status).toBe(2);
+    expect(stderr).toContain("Unknown option --bogus.");
+    expect(stderr).toMatch(/Usage: npm run /);
+    expect(stderr).not.toMatch(/\n\s+at /);
+    expect(stdout).toBe("");
+  });
+  test.concurrent.each(commands)("%s --help", (script) => {
+    const { status, stdout } = run(script, ["--help"]);
+    expect(status).toBe(0);
+    expect(stdout).toMatch(/^Usage: npm run /);
+  });
+  test.concurrent("an option without its value names the option", () => {
+    const { status, stderr } = run("kit/cli/pack.ts", ["lesson-03", "--out"]);
+    expect(status).toBe(2);
+    expect(stderr).toContain("--out");
+    expect(stderr).not.toMatch(/\n\s+at /);
+  });
+});

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { KIT_ROOT } from "../../graders/harness/implementation.ts";
 import { findLesson, loadManifest } from "../manifest.ts";
+import { HelpRequested, parseCommandArgs, UsageError } from "../cli/options.ts";
 
 export interface Figure {
   name: string;
@@ -73,30 +74,51 @@ async function optionalFigures(file: string, exportName: string): Promise<Figure
   return module[exportName]!();
 }
 
-/** `--load N [--rounds R] [--lesson L]`: reference gradings under load instead of the figures. */
-async function loadMode(args: string[]): Promise<boolean> {
-  const at = args.indexOf("--load");
-  if (at < 0) return false;
-  const value = (flag: string, fallback: number) => {
-    const i = args.indexOf(flag);
-    const n = i < 0 ? fallback : Number(args[i + 1]);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} takes a whole number of 1 or more.`);
+const USAGE = `Usage: npm run bench [-- --only WORD]
+       npm run bench -- --load N [--rounds R] [--lesson L]
+
+  --only WORD     only the sections whose title contains WORD (grading, locking, site, sqlite)
+  --load N        instead of the figures: grade the lesson's references N at a time, and count the units
+                  that stay excellent under that load
+  --rounds R      rounds of --load (default 1)
+  --lesson L      the lesson --load grades (default lesson-11)
+  BENCH_ROUNDS=R  measurements per figure, the median printed (default 3)`;
+
+function parseBenchArgs(argv: string[]) {
+  const { values } = parseCommandArgs(
+    {
+      args: argv,
+      options: { only: { type: "string" }, load: { type: "string" }, rounds: { type: "string" }, lesson: { type: "string" }, help: { type: "boolean", short: "h", default: false } },
+    },
+    USAGE,
+  );
+  if (values.help) throw new HelpRequested(USAGE);
+  const whole = (flag: string, text: string | undefined, fallback: number) => {
+    const n = text === undefined ? fallback : Number(text);
+    if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} takes a whole number of 1 or more; got ${JSON.stringify(text)}.\n\n${USAGE}`);
     return n;
   };
-  const concurrent = value("--load", 3);
-  const rounds = value("--rounds", 1);
-  const lesson = args.includes("--lesson") ? args[args.indexOf("--lesson") + 1]! : "lesson-11";
+  return {
+    only: values.only?.toLowerCase(),
+    load: values.load === undefined ? undefined : whole("--load", values.load, 3),
+    rounds: whole("--rounds", values.rounds, 1),
+    lesson: values.lesson ?? "lesson-11",
+  };
+}
+
+/** `--load N [--rounds R] [--lesson L]`: reference gradings under load instead of the figures. */
+async function loadMode(options: { load: number; rounds: number; lesson: string }): Promise<void> {
   const { runLoad } = await import("./load.ts");
-  process.stdout.write(`${lesson} references, ${concurrent} gradings at once, ${rounds} round(s)\n`);
-  const outcome = await runLoad({ lesson, concurrent, rounds, log: (line) => process.stdout.write(`${line}\n`) });
+  process.stdout.write(`${options.lesson} references, ${options.load} gradings at once, ${options.rounds} round(s)\n`);
+  const outcome = await runLoad({ lesson: options.lesson, concurrent: options.load, rounds: options.rounds, log: (line) => process.stdout.write(`${line}\n`) });
   for (const miss of outcome.misses) process.stdout.write(`  ✗ ${miss}\n`);
   const ok = outcome.excellent === outcome.units;
   process.stdout.write(`units excellent under load: ${outcome.excellent}/${outcome.units}   (goal: all)   ${ok ? "✓ pass" : "✗ fail"}\n`);
-  return true;
 }
 
 async function main(): Promise<void> {
-  if (await loadMode(process.argv.slice(2))) return;
+  const options = parseBenchArgs(process.argv.slice(2));
+  if (options.load !== undefined) return loadMode({ ...options, load: options.load });
   const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
   const sections: Array<[string, () => Promise<Figure[]> | Figure[]]> = [
     [`grading (median of ${rounds})`, () => gradingFigures(rounds)],
@@ -104,9 +126,7 @@ async function main(): Promise<void> {
     ["site", () => optionalFigures("site/bench.ts", "benchSite")],
     [`SQLite saver, runtime vs LangGraph's official (median of ${rounds})`, () => optionalFigures("kit/bench/sqlite.ts", "benchSqlite")],
   ];
-  // `--only <word>`: only the sections whose title contains it (e.g. `npm run bench -- --only sqlite`).
-  const args = process.argv.slice(2);
-  const only = args.includes("--only") ? args[args.indexOf("--only") + 1]?.toLowerCase() : undefined;
+  const { only } = options;
   for (const [title, measure] of sections) {
     if (only !== undefined && !title.toLowerCase().includes(only)) continue;
     const figures = await measure();
@@ -121,4 +141,14 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+try {
+  await main();
+} catch (error) {
+  if (error instanceof HelpRequested) {
+    process.stdout.write(`${error.message}\n`);
+    process.exit(0);
+  }
+  if (!(error instanceof UsageError)) throw error;
+  process.stderr.write(`${error.message}\n`);
+  process.exit(2);
+}

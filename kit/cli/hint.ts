@@ -1,16 +1,15 @@
 /** npm run hint <lesson> <unit> [-- --all]: the unit's hints, one more each time. */
-import { parseArgs } from "node:util";
 import { findLesson, findUnit, loadManifest, UnknownTargetError } from "../manifest.ts";
 import { formatHint, revealNext, unitHints } from "../hints.ts";
-import { forgottenSeparator, HelpRequested, swallowedOptions, UsageError } from "./options.ts";
+import { forgottenSeparator, HelpRequested, swallowedOptions, UsageError, parseCommandArgs } from "./options.ts";
 
 const USAGE = "Usage: npm run hint <lesson> <unit> [-- --all]\n  e.g. npm run hint lesson-11 serde";
 
 async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandArgs({
     allowPositionals: true,
     options: { all: { type: "boolean", default: false }, help: { type: "boolean", short: "h", default: false } },
-  });
+  }, USAGE);
   if (values.help) throw new HelpRequested(USAGE);
   const swallowed = swallowedOptions(["all"]);
   if (swallowed.length) throw forgottenSeparator(swallowed, positionals);

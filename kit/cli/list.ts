@@ -2,10 +2,9 @@
  * npm run list [lesson]: each unit's tier from its last grading, without
  * regrading (kept in .checkpoint-kit/state.json), and what to do next.
  */
-import { parseArgs } from "node:util";
 import { loadManifest, findLesson, UnknownTargetError } from "../manifest.ts";
 import { TIER_LABEL } from "../grading/report.ts";
-import { HelpRequested, swallowedOptions, forgottenSeparator, UsageError } from "./options.ts";
+import { HelpRequested, swallowedOptions, forgottenSeparator, UsageError, parseCommandArgs } from "./options.ts";
 import { readState } from "./state.ts";
 
 const USAGE = "Usage: npm run list [lesson]\n  each unit's tier from its last grading (npm run grade regrades)";
@@ -32,7 +31,7 @@ export function listLines(lessonIds?: string[]): string[] {
 }
 
 function main(argv: string[]): void {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { help: { type: "boolean", short: "h", default: false } } });
+  const { values, positionals } = parseCommandArgs({ args: argv, allowPositionals: true, options: { help: { type: "boolean", short: "h", default: false } } }, USAGE);
   if (values.help) throw new HelpRequested(USAGE);
   const swallowed = swallowedOptions(["help"]);
   if (swallowed.length) throw forgottenSeparator(swallowed, positionals);

@@ -6,7 +6,7 @@
  */
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { parseArgs } from "node:util";
+import { parseArgs, type ParseArgsConfig } from "node:util";
 import { z } from "zod";
 import { KIT_ROOT } from "../../graders/harness/implementation.ts";
 import { TIERS } from "../grading/report.ts";
@@ -180,15 +180,27 @@ function issueText(issue: z.core.$ZodIssue): string {
   return `${option}: ${issue.message}`;
 }
 
+/**
+ * node:util's parseArgs for the kit's commands: its errors (an unknown option, a missing value,
+ * an argument the command does not take) become a UsageError in the user's words, followed by
+ * the command's usage. Node's own text for an unknown option suggests "--" tricks that make no
+ * sense under npm.
+ */
+export function parseCommandArgs<T extends ParseArgsConfig>(config: T, usage: string): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config);
+  } catch (error) {
+    const { code, message } = error as { code?: string; message: string };
+    if (!code?.startsWith("ERR_PARSE_ARGS_")) throw error;
+    const option = /'([^']+)'/.exec(message)?.[1];
+    const what = code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && option ? `Unknown option ${option}.` : message;
+    throw new UsageError(`${what}\n\n${usage}`);
+  }
+}
+
 export function parseGradeArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): GradeOptions {
   const { args, file: jsonFile } = splitJsonFile(argv);
-  let parsed;
-  try {
-    parsed = parseArgs({ args, allowPositionals: true, options: OPTIONS });
-  } catch (error) {
-    throw new UsageError(`${(error as Error).message}\n\n${USAGE}`);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandArgs({ args, allowPositionals: true, options: OPTIONS }, USAGE);
   if (values.help) throw new HelpRequested(USAGE);
   const swallowed = swallowedOptions(GRADE_OPTION_NAMES, env).filter((name) => !(name === "json" && values.json));
   if (swallowed.length > 0) throw forgottenSeparator(swallowed, positionals.filter((p) => /^[a-z][\w-]*$/.test(p)), env);

@@ -8,14 +8,13 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync, mkdtempSync, cpSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { parseArgs } from "node:util";
 import * as tar from "tar";
 import { glob } from "tinyglobby";
 import { KIT_ROOT } from "../../graders/harness/implementation.ts";
 import { findLesson, loadManifest, UnknownTargetError, type Lesson } from "../manifest.ts";
 import { subsetLockfile } from "../pack/lockfile.ts";
 import { changedFiles, pristineFiles, PristineError } from "./pristine.ts";
-import { BUNDLE_MARKER, userPath } from "./options.ts";
+import { BUNDLE_MARKER, HelpRequested, parseCommandArgs, UsageError, userPath } from "./options.ts";
 
 /**
  * What grading needs at run time (the grader harnesses, the engine, the runtime)
@@ -197,9 +196,12 @@ export async function packLesson(lessonId: string, outFile?: string): Promise<Pa
   }
 }
 
+const USAGE = "Usage: npm run pack <lesson> [-- --out FILE]\n  writes the candidate bundle (.tgz): starters, lessons and public checks, no solutions\n  e.g. npm run pack lesson-11";
+
 async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { out: { type: "string" } } });
-  if (!positionals[0]) throw new UnknownTargetError("Usage: npm run pack <lesson> [-- --out FILE]\n  e.g. npm run pack lesson-11");
+  const { values, positionals } = parseCommandArgs({ allowPositionals: true, options: { out: { type: "string" }, help: { type: "boolean", short: "h", default: false } } }, USAGE);
+  if (values.help) throw new HelpRequested(USAGE);
+  if (!positionals[0]) throw new UsageError(USAGE);
   const { file, entries, notPacked } = await packLesson(positionals[0], values.out ? userPath(values.out) : undefined);
   if (notPacked.length > 0) {
     process.stderr.write(
@@ -211,7 +213,11 @@ async function main(): Promise<void> {
 
 if (process.argv[1]?.endsWith("kit/cli/pack.ts")) {
   main().catch((error: unknown) => {
-    const expected = error instanceof UnknownTargetError || error instanceof PristineError;
+    if (error instanceof HelpRequested) {
+      process.stdout.write(`${error.message}\n`);
+      process.exit(0);
+    }
+    const expected = error instanceof UnknownTargetError || error instanceof PristineError || error instanceof UsageError;
     process.stderr.write(`${expected ? (error as Error).message : (error as Error).stack}\n`);
     process.exit(2);
   });

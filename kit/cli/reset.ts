@@ -6,10 +6,9 @@
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline/promises";
-import { parseArgs } from "node:util";
 import { KIT_ROOT } from "../../graders/harness/implementation.ts";
 import { findLesson, findUnit, loadManifest, UnknownTargetError } from "../manifest.ts";
-import { forgottenSeparator, HelpRequested, swallowedOptions, UsageError } from "./options.ts";
+import { forgottenSeparator, HelpRequested, swallowedOptions, UsageError, parseCommandArgs } from "./options.ts";
 import { changedFiles, pristineFiles, PristineError } from "./pristine.ts";
 import { forgetUnit } from "./state.ts";
 
@@ -45,11 +44,11 @@ async function confirm(question: string): Promise<boolean> {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandArgs({
     args: argv,
     allowPositionals: true,
     options: { yes: { type: "boolean", short: "y", default: false }, help: { type: "boolean", short: "h", default: false } },
-  });
+  }, USAGE);
   if (values.help) throw new HelpRequested(USAGE);
   const swallowed = swallowedOptions(["yes"]);
   if (swallowed.length) throw forgottenSeparator(swallowed, positionals);

@@ -6,10 +6,9 @@
  */
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
-import { parseArgs } from "node:util";
 import * as tar from "tar";
 import { KIT_ROOT } from "../../graders/harness/implementation.ts";
-import { forgottenSeparator, HelpRequested, swallowedOptions, userPath, UsageError } from "./options.ts";
+import { forgottenSeparator, HelpRequested, swallowedOptions, userPath, UsageError, parseCommandArgs } from "./options.ts";
 
 const USAGE = "Usage: npm run submit [-- --out FILE.tgz]\n  writes ../<this folder>-submission.tgz: send that file to your interviewer";
 
@@ -44,7 +43,7 @@ export async function writeSubmission(root: string, outFile?: string): Promise<{
 }
 
 async function main(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { out: { type: "string" }, help: { type: "boolean", short: "h", default: false } } });
+  const { values } = parseCommandArgs({ args: argv, options: { out: { type: "string" }, help: { type: "boolean", short: "h", default: false } } }, USAGE);
   if (values.help) throw new HelpRequested(USAGE);
   const swallowed = swallowedOptions(["out"]);
   if (swallowed.length) throw forgottenSeparator(swallowed, []);
