@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { KIT_ROOT } from "../../graders/harness/implementation.ts";
 import { findLesson, loadManifest } from "../manifest.ts";
-import { HelpRequested, parseCommandArgs, UsageError } from "../cli/options.ts";
+import { exitWithError, HelpRequested, parseCommandArgs, UsageError } from "../cli/options.ts";
 
 export interface Figure {
   name: string;
@@ -93,15 +93,15 @@ function parseBenchArgs(argv: string[]) {
     USAGE,
   );
   if (values.help) throw new HelpRequested(USAGE);
-  const whole = (flag: string, text: string | undefined, fallback: number) => {
-    const n = text === undefined ? fallback : Number(text);
+  const whole = (flag: string, text: string) => {
+    const n = Number(text);
     if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} takes a whole number of 1 or more; got ${JSON.stringify(text)}.\n\n${USAGE}`);
     return n;
   };
   return {
     only: values.only?.toLowerCase(),
-    load: values.load === undefined ? undefined : whole("--load", values.load, 3),
-    rounds: whole("--rounds", values.rounds, 1),
+    load: values.load === undefined ? undefined : whole("--load", values.load),
+    rounds: values.rounds === undefined ? 1 : whole("--rounds", values.rounds),
     lesson: values.lesson ?? "lesson-11",
   };
 }
@@ -144,11 +144,7 @@ async function main(): Promise<void> {
 try {
   await main();
 } catch (error) {
-  if (error instanceof HelpRequested) {
-    process.stdout.write(`${error.message}\n`);
-    process.exit(0);
-  }
-  if (!(error instanceof UsageError)) throw error;
-  process.stderr.write(`${error.message}\n`);
-  process.exit(2);
+  // A usage error or --help ends the way every command's does; a failing measurement keeps its stack and exit 1.
+  if (error instanceof HelpRequested || error instanceof UsageError) exitWithError(error);
+  throw error;
 }

@@ -1,7 +1,7 @@
 /** npm run hint <lesson> <unit> [-- --all]: the unit's hints, one more each time. */
 import { findLesson, findUnit, loadManifest, UnknownTargetError } from "../manifest.ts";
 import { formatHint, revealNext, unitHints } from "../hints.ts";
-import { forgottenSeparator, HelpRequested, swallowedOptions, UsageError, parseCommandArgs } from "./options.ts";
+import { forgottenSeparator, HelpRequested, swallowedOptions, parseCommandArgs, exitWithError } from "./options.ts";
 
 const USAGE = "Usage: npm run hint <lesson> <unit> [-- --all]\n  e.g. npm run hint lesson-11 serde";
 
@@ -29,12 +29,4 @@ async function main(): Promise<void> {
   );
 }
 
-main().catch((error: unknown) => {
-  if (error instanceof HelpRequested) {
-    process.stdout.write(`${error.message}\n`);
-    process.exit(0);
-  }
-  const expected = error instanceof UnknownTargetError || error instanceof UsageError;
-  process.stderr.write(`${expected ? (error as Error).message : (error as Error).stack}\n`);
-  process.exit(2);
-});
+main().catch((error: unknown) => exitWithError(error, [UnknownTargetError]));

@@ -4,7 +4,7 @@
  */
 import { loadManifest, findLesson, UnknownTargetError } from "../manifest.ts";
 import { TIER_LABEL } from "../grading/report.ts";
-import { HelpRequested, swallowedOptions, forgottenSeparator, UsageError, parseCommandArgs } from "./options.ts";
+import { HelpRequested, swallowedOptions, forgottenSeparator, parseCommandArgs, exitWithError } from "./options.ts";
 import { readState } from "./state.ts";
 
 const USAGE = "Usage: npm run list [lesson]\n  each unit's tier from its last grading (npm run grade regrades)";
@@ -41,11 +41,5 @@ function main(argv: string[]): void {
 try {
   main(process.argv.slice(2));
 } catch (error) {
-  if (error instanceof HelpRequested) {
-    process.stdout.write(`${error.message}\n`);
-    process.exit(0);
-  }
-  const expected = error instanceof UnknownTargetError || error instanceof UsageError;
-  process.stderr.write(`${expected ? (error as Error).message : (error as Error).stack}\n`);
-  process.exit(2);
+  exitWithError(error, [UnknownTargetError]);
 }

@@ -47,6 +47,21 @@ export class HelpRequested extends Error {
   override name = "HelpRequested";
 }
 
+/**
+ * How a command ends on an error: --help's text on stdout, exit 0; a UsageError or one of the
+ * command's own expected errors as its message alone, exit 2; anything else (a bug) with its
+ * stack, exit 2.
+ */
+export function exitWithError(error: unknown, expected: ReadonlyArray<abstract new (...args: never[]) => Error> = []): never {
+  if (error instanceof HelpRequested) {
+    process.stdout.write(`${error.message}\n`);
+    process.exit(0);
+  }
+  const known = error instanceof UsageError || expected.some((type) => error instanceof type);
+  process.stderr.write(`${known ? (error as Error).message : (error as Error).stack}\n`);
+  process.exit(2);
+}
+
 /** A path the user typed, resolved against the folder they ran the command in (npm runs scripts from the kit root). */
 export function userPath(path: string): string {
   return resolve(process.env.INIT_CWD ?? process.cwd(), path);

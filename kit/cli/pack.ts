@@ -14,7 +14,7 @@ import { KIT_ROOT } from "../../graders/harness/implementation.ts";
 import { findLesson, loadManifest, UnknownTargetError, type Lesson } from "../manifest.ts";
 import { subsetLockfile } from "../pack/lockfile.ts";
 import { changedFiles, pristineFiles, PristineError } from "./pristine.ts";
-import { BUNDLE_MARKER, HelpRequested, parseCommandArgs, UsageError, userPath } from "./options.ts";
+import { BUNDLE_MARKER, HelpRequested, parseCommandArgs, UsageError, userPath, exitWithError } from "./options.ts";
 
 /**
  * What grading needs at run time (the grader harnesses, the engine, the runtime)
@@ -212,13 +212,5 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[1]?.endsWith("kit/cli/pack.ts")) {
-  main().catch((error: unknown) => {
-    if (error instanceof HelpRequested) {
-      process.stdout.write(`${error.message}\n`);
-      process.exit(0);
-    }
-    const expected = error instanceof UnknownTargetError || error instanceof PristineError || error instanceof UsageError;
-    process.stderr.write(`${expected ? (error as Error).message : (error as Error).stack}\n`);
-    process.exit(2);
-  });
+  main().catch((error: unknown) => exitWithError(error, [UnknownTargetError, PristineError]));
 }

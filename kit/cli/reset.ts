@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 import { createInterface } from "node:readline/promises";
 import { KIT_ROOT } from "../../graders/harness/implementation.ts";
 import { findLesson, findUnit, loadManifest, UnknownTargetError } from "../manifest.ts";
-import { forgottenSeparator, HelpRequested, swallowedOptions, UsageError, parseCommandArgs } from "./options.ts";
+import { forgottenSeparator, HelpRequested, swallowedOptions, UsageError, parseCommandArgs, exitWithError } from "./options.ts";
 import { changedFiles, pristineFiles, PristineError } from "./pristine.ts";
 import { forgetUnit } from "./state.ts";
 
@@ -77,13 +77,5 @@ async function main(argv: string[]): Promise<number> {
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
-  (error: unknown) => {
-    if (error instanceof HelpRequested) {
-      process.stdout.write(`${error.message}\n`);
-      process.exit(0);
-    }
-    const expected = error instanceof UnknownTargetError || error instanceof UsageError || error instanceof PristineError;
-    process.stderr.write(`${expected ? (error as Error).message : (error as Error).stack}\n`);
-    process.exit(2);
-  },
+  (error: unknown) => exitWithError(error, [UnknownTargetError, PristineError]),
 );

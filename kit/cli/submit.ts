@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, statSync } from "node:fs";
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import * as tar from "tar";
 import { KIT_ROOT } from "../../graders/harness/implementation.ts";
-import { forgottenSeparator, HelpRequested, swallowedOptions, userPath, UsageError, parseCommandArgs } from "./options.ts";
+import { forgottenSeparator, HelpRequested, swallowedOptions, userPath, UsageError, parseCommandArgs, exitWithError } from "./options.ts";
 
 const USAGE = "Usage: npm run submit [-- --out FILE.tgz]\n  writes ../<this folder>-submission.tgz: send that file to your interviewer";
 
@@ -52,11 +52,4 @@ async function main(argv: string[]): Promise<void> {
   process.stdout.write(`wrote ${file} (${files} files, ${Math.ceil(size / 1024)} KB): send this file to your interviewer.\n`);
 }
 
-main(process.argv.slice(2)).catch((error: unknown) => {
-  if (error instanceof HelpRequested) {
-    process.stdout.write(`${error.message}\n`);
-    process.exit(0);
-  }
-  process.stderr.write(`${error instanceof UsageError ? error.message : (error as Error).stack}\n`);
-  process.exit(2);
-});
+main(process.argv.slice(2)).catch((error: unknown) => exitWithError(error));
