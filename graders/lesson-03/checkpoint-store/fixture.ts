@@ -37,6 +37,11 @@ export async function thrown(action: () => unknown): Promise<unknown> {
 
 export const opaque = (bytes = 6): string => randomBytes(bytes).toString("hex");
 
+/** The checkpoint ids of a list() result, newest first; a result that is not an array is handed back as it is, for the message to show. */
+export function checkpointIds(list: unknown): unknown {
+  return Array.isArray(list) ? list.map((c) => (c as { checkpointId?: unknown } | null)?.checkpointId) : list;
+}
+
 /** A fresh SQLite file in the unit's scratch folder (every learner process sees it at this path). */
 export function newFile(check: CheckContext<StoreApi>): string {
   return join(check.scratch, `${opaque()}.db`);
