@@ -326,52 +326,132 @@ grader.excellence(
         ),
       );
     }
+    // Without options.sleep the same waits must really pass. Only a lower bound: a busy machine
+    // makes the gaps longer, never shorter (timers may fire up to 1 ms early: 2 ms of slack).
+    const long = await fixture.randomSequence([0.99]);
+    const real = await retryAgainstConflicts(api, check, { maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 1_000, injectSleep: false, random: long.random });
+    const gaps = real.putTimes.slice(1).map((at, i) => at - real.putTimes[i]!);
+    const owed = [0.99 * 20, 0.99 * 40];
+    if (gaps.length !== owed.length || gaps.some((gap, i) => gap < owed[i]! - 2)) {
+      throw new Error(`Without options.sleep (baseDelayMs 20, random() always 0.99), updateWithRetry made ${real.puts} puts ${round(gaps)} ms apart; it must wait at least ${round(owed)} ms between them, with a real timer.`);
+    }
   },
 );
+
+/** What a refusal's message must say: the argument's name, and the rule the value broke. */
+interface Says {
+  pattern: RegExp;
+  /** What is missing, in the learner's words. */
+  words: string;
+}
+const argument = (pattern: RegExp, name: string): Says => ({ pattern, words: `the argument's name (${name})` });
+const names = {
+  threadId: argument(/thread ?id/i, "threadId"),
+  version: argument(/expected ?version/i, "expectedVersion"),
+  token: argument(/fencing ?token/i, "fencingToken"),
+  namespace: argument(/namespace/i, "namespace"),
+  ttl: argument(/ttl/i, "ttlMs"),
+  maxAttempts: argument(/maxAttempts/i, "maxAttempts"),
+  baseDelayMs: argument(/baseDelayMs/i, "baseDelayMs"),
+};
+const rules = {
+  empty: { pattern: /empty/i, words: "that it must not be empty" },
+  shown: { pattern: /""/, words: 'the refused value ("")' },
+  whole: { pattern: /integer|whole/i, words: "that it must be a whole number (integer)" },
+  atLeast0: { pattern: /\b0 or (more|greater)|>=\s*0|≥\s*0|at least 0|non-?negative|zero or more/i, words: 'its lower bound ("0 or more", ">= 0")' },
+  atLeast1: { pattern: /\b1 or (more|greater)|>=\s*1|≥\s*1|at least 1|positive/i, words: 'its lower bound ("1 or more", ">= 1")' },
+  braces: { pattern: /brace/i, words: "that braces are not allowed" },
+} satisfies Record<string, Says>;
+
+interface BadInput {
+  what: string;
+  call: () => Promise<unknown>;
+  /** What the message must say (the excellence check): the argument, then what is valid. */
+  says: Says[];
+  /** Only the excellence check tries it (the core list is what the starter's contract names). */
+  extra?: boolean;
+}
+
+async function badInputs(api: LockingApi, check: CheckContext<LockingApi>, redis: TestRedis): Promise<BadInput[]> {
+  const sqlite = await sqliteStore(databaseFile(check))(api);
+  const onRedis = await redisStore(redis)(api, check.learner);
+  const state = { count: 1, writer: "x" };
+  const cases: BadInput[] = [];
+  for (const [backend, store] of [["SQLite", sqlite], ["Redis", onRedis]] as const) {
+    cases.push(
+      { what: `${backend}: put with an empty thread id`, call: () => store.put("", state, 0), says: [names.threadId, rules.empty, rules.shown] },
+      { what: `${backend}: get with an empty thread id`, call: () => store.get(""), says: [names.threadId, rules.empty, rules.shown] },
+      { what: `${backend}: put with expectedVersion -1`, call: () => store.put("t", state, -1), says: [names.version, rules.atLeast0] },
+      { what: `${backend}: put with expectedVersion 1.5`, call: () => store.put("t", state, 1.5), says: [names.version, rules.whole] },
+      { what: `${backend}: put with fencingToken 0`, call: () => store.put("t", state, 0, { fencingToken: 0 }), says: [names.token, rules.atLeast1] },
+      { what: `${backend}: put with fencingToken 2.5`, call: () => store.put("t", state, 0, { fencingToken: 2.5 }), says: [names.token, rules.whole], extra: true },
+    );
+  }
+  // A bad option may be refused by the constructor or by the first call; either is fine.
+  const badRedisOption = (options: Record<string, unknown>) => async () => {
+    const store = await redisStore(redis, options)(api, check.learner);
+    await store.put(opaqueId(), state, 0);
+  };
+  const retry = (options: Record<string, unknown>) => () => api.updateWithRetry(sqlite as never, "t", () => state, options as never);
+  const lease = async (ttlMs: number) => api.acquireLease(await clientFor(redis, check.learner), opaqueId(), ttlMs);
+  cases.push(
+    { what: 'RedisVersionedStore with namespace "a{b}" (braces change the hash tag)', call: badRedisOption({ namespace: "a{b}" }), says: [names.namespace, rules.braces] },
+    { what: "RedisVersionedStore with an empty namespace", call: badRedisOption({ namespace: "" }), says: [names.namespace] },
+    { what: "RedisVersionedStore with ttlMs -5", call: badRedisOption({ ttlMs: -5 }), says: [names.ttl, rules.atLeast1] },
+    { what: "RedisVersionedStore with ttlMs 1.5", call: badRedisOption({ ttlMs: 1.5 }), says: [names.ttl, rules.whole] },
+    { what: 'RedisVersionedStore with namespace "{tenant}-a" (braces change the hash tag)', call: badRedisOption({ namespace: "{tenant}-a" }), says: [names.namespace, rules.braces] },
+    { what: "updateWithRetry with maxAttempts 0", call: retry({ maxAttempts: 0, baseDelayMs: 1 }), says: [names.maxAttempts, rules.atLeast1] },
+    { what: "updateWithRetry with maxAttempts 1.5", call: retry({ maxAttempts: 1.5, baseDelayMs: 1 }), says: [names.maxAttempts, rules.whole], extra: true },
+    { what: "updateWithRetry with baseDelayMs -1", call: retry({ maxAttempts: 3, baseDelayMs: -1 }), says: [names.baseDelayMs, rules.atLeast0], extra: true },
+    { what: "acquireLease with ttlMs 0", call: () => lease(0), says: [names.ttl, rules.atLeast1] },
+    { what: "acquireLease with ttlMs 1.5", call: () => lease(1.5), says: [names.ttl, rules.whole], extra: true },
+    {
+      what: "renew(0) on a held lease",
+      call: async () => {
+        const held = (await lease(60_000)) as { renew(ttlMs?: number): Promise<boolean> } | undefined;
+        if (!held) throw new Error("grader: acquireLease returned nothing for a free lease");
+        return held.renew(0);
+      },
+      says: [names.ttl, rules.atLeast1],
+    },
+  );
+  return cases;
+}
+
+async function refusal(api: LockingApi, { what, call }: BadInput): Promise<Error> {
+  const error = await thrownBy(call, `${what} was accepted; it must throw LockingInputError.`);
+  if (!(error instanceof api.LockingInputError) || error.name !== "LockingInputError") throw new Error(`${what} threw ${describe(error)}; it must throw your LockingInputError (named "LockingInputError").`);
+  return error;
+}
 
 grader.core(
   "bad input (empty thread id, negative or fractional version, token 0, zero maxAttempts, zero TTL, a bad Redis namespace or ttlMs) throws LockingInputError",
   { hint: "Validate arguments at the boundary (zod) of every store, the lease and the retry helper, and throw LockingInputError with a message saying what was wrong and an example of a valid value.", section: "versions-and-compare-and-set", weight: 1 },
   async (api, check) => {
     await withRedis(async (redis) => {
-      const sqlite = await sqliteStore(databaseFile(check))(api);
-      const onRedis = await redisStore(redis)(api, check.learner);
-      const cases: Array<[string, () => Promise<unknown>]> = [];
-      for (const [backend, store] of [["SQLite", sqlite], ["Redis", onRedis]] as const) {
-        cases.push(
-          [`${backend}: put with an empty thread id`, () => store.put("", { count: 1, writer: "x" }, 0)],
-          [`${backend}: get with an empty thread id`, () => store.get("")],
-          [`${backend}: put with expectedVersion -1`, () => store.put("t", { count: 1, writer: "x" }, -1)],
-          [`${backend}: put with expectedVersion 1.5`, () => store.put("t", { count: 1, writer: "x" }, 1.5)],
-          [`${backend}: put with fencingToken 0`, () => store.put("t", { count: 1, writer: "x" }, 0, { fencingToken: 0 })],
-        );
+      for (const bad of (await badInputs(api, check, redis)).filter((bad) => !bad.extra)) {
+        const error = await refusal(api, bad);
+        if (error.message.length < 20) throw new Error(`${bad.what} threw LockingInputError("${error.message}"); say what was wrong and what a valid value looks like.`);
       }
-      // A bad option may be refused by the constructor or by the first call; either is fine.
-      const badRedisOption = (options: Record<string, unknown>) => async () => {
-        const store = await redisStore(redis, options)(api, check.learner);
-        await store.put(opaqueId(), { count: 1, writer: "x" }, 0);
-      };
-      cases.push(
-        ["RedisVersionedStore with namespace \"a{b}\" (braces change the hash tag)", badRedisOption({ namespace: "a{b}" })],
-        ["RedisVersionedStore with an empty namespace", badRedisOption({ namespace: "" })],
-        ["RedisVersionedStore with ttlMs -5", badRedisOption({ ttlMs: -5 })],
-        ["RedisVersionedStore with ttlMs 1.5", badRedisOption({ ttlMs: 1.5 })],
-        ["updateWithRetry with maxAttempts 0", () => api.updateWithRetry(sqlite as never, "t", () => ({ count: 1, writer: "x" }), { maxAttempts: 0, baseDelayMs: 1 })],
-        ["RedisVersionedStore with namespace \"{tenant}-a\" (braces change the hash tag)", badRedisOption({ namespace: "{tenant}-a" })],
-        ["acquireLease with ttlMs 0", async () => api.acquireLease(await clientFor(redis, check.learner), opaqueId(), 0)],
-        [
-          "renew(0) on a held lease",
-          async () => {
-            const lease = (await api.acquireLease(await clientFor(redis, check.learner), opaqueId(), 60_000)) as { renew(ttlMs?: number): Promise<boolean> } | undefined;
-            if (!lease) throw new Error("grader: acquireLease returned nothing for a free lease");
-            return lease.renew(0);
-          },
-        ],
-      );
-      for (const [what, call] of cases) {
-        const error = await thrownBy(call, `${what} was accepted; it must throw LockingInputError.`);
-        if (!(error instanceof api.LockingInputError) || error.name !== "LockingInputError") throw new Error(`${what} threw ${describe(error)}; it must throw your LockingInputError (named "LockingInputError").`);
-        if (error.message.length < 20) throw new Error(`${what} threw LockingInputError("${error.message}"); say what was wrong and what a valid value looks like.`);
+    });
+  },
+);
+
+grader.excellence(
+  "every refusal names the argument and says what is valid (also for a fractional token, maxAttempts or lease TTL, and a negative baseDelayMs)",
+  {
+    hint: 'Say which argument was wrong, in the caller\'s words (threadId, expectedVersion, fencingToken, namespace, ttlMs, maxAttempts, baseDelayMs), and the rule it broke: "must not be empty" (showing the value, ""), "must be a whole number", "1 or more", "no braces".',
+    section: "versions-and-compare-and-set",
+    weight: 1,
+  },
+  async (api, check) => {
+    await withRedis(async (redis) => {
+      for (const bad of await badInputs(api, check, redis)) {
+        const { message } = await refusal(api, bad);
+        const missing = bad.says.filter(({ pattern }) => !pattern.test(message));
+        if (missing.length > 0) {
+          throw new Error(`${bad.what} threw LockingInputError("${message}"), which does not say ${missing.map((m) => m.words).join(" or ")}; name the argument and say what a valid value is.`);
+        }
       }
     });
   },
@@ -613,6 +693,11 @@ grader.excellence(
         const degraded = await check.learner.peer.get(resilient, "degraded");
         if (degraded !== false || modes.length > 0) throw new Error(`After ${what} was refused by a healthy Redis, ResilientStore switched to its fallback (degraded ${String(degraded)}, onModeChange calls ${JSON.stringify(modes)}); a refusal is an answer, not an outage.`);
       }
+      // Nothing to write back and never degraded: reconcile() has nothing to announce.
+      const report = await resilient.reconcile();
+      if (report?.recovered !== true || (report.restored ?? []).length > 0 || (report.keptPrimary ?? []).length > 0 || modes.length > 0) {
+        throw new Error(`reconcile() on a store that never left Redis returned ${JSON.stringify(report)} with onModeChange calls ${JSON.stringify(modes)}; expected recovered: true, nothing restored or kept, and no onModeChange call (there was no switch).`);
+      }
       const next = await resilient.put(threadId, { count: 2, writer: "us" }, 1, { fencingToken: 5 });
       const seen = await otherInstance.get(threadId);
       if (next.degraded !== false || seen?.state.count !== 2) throw new Error(`After the refusals a valid put returned ${JSON.stringify(next)} and another instance sees ${JSON.stringify(seen)}; the write must go to Redis (degraded: false).`);
@@ -679,7 +764,7 @@ grader.excellence(
 );
 
 grader.excellence(
-  "while Redis is down the fallback keeps fencing, answers from what this instance read or wrote, and reconcile() says recovered: false; degraded and onModeChange follow each switch once",
+  "while Redis is down the fallback keeps fencing (also on a thread first written during the outage), answers from what this instance read or wrote, and reconcile() says recovered: false; degraded and onModeChange follow each switch once",
   {
     hint: "Remember every state read from or written to the primary (with the newest token seen); in the fallback refuse a token lower than the newest with StaleFencingTokenError; get() returns the fallback's own writes; a reconcile() that cannot reach the primary reports recovered: false and stays degraded; call onModeChange(\"degraded\") and onModeChange(\"primary\") once per switch.",
     section: "degrading-when-redis-fails",
@@ -726,6 +811,8 @@ grader.excellence(
         ["a put with token 6", () => resilient.put(fenced, { count: 2, writer: "holder 6" }, 1, { fencingToken: 6 }), 2],
         ["a put with token 5 after token 6 was accepted in memory", () => resilient.put(fenced, { count: 9, writer: "holder 5 again" }, 2, { fencingToken: 5 }), "stale"],
         ["a second put with token 6", () => resilient.put(fenced, { count: 3, writer: "holder 6" }, 2, { fencingToken: 6 }), 3],
+        ["a put with token 7 on a thread first written during the outage", () => resilient.put(unwritten, { count: 1, writer: "holder 7" }, 0, { fencingToken: 7 }), 1],
+        ["a put with token 3 on that thread after token 7", () => resilient.put(unwritten, { count: 9, writer: "holder 3" }, 1, { fencingToken: 3 }), "stale"],
       ];
       for (const [what, call, expected] of steps) {
         const result = await outcome(call());
@@ -758,9 +845,9 @@ grader.excellence(
 );
 
 grader.excellence(
-  "reconcile() keeps a thread another instance wrote between its read and its write-back (reported with the primary's version), and maxRemembered bounds what the store remembers",
+  "reconcile() keeps a thread another instance wrote between its read and its write-back (reported with the primary's version); a write-back cut off by the connection stays for the next reconcile(); maxRemembered bounds what the store remembers",
   {
-    hint: "A write-back is a compare-and-set: when it throws VersionConflictError, another instance got there first; keep the primary's data and list the thread in keptPrimary with the version the conflict reports. Keep at most maxRemembered threads' last states, dropping the least recently used.",
+    hint: "A write-back is a compare-and-set: when it throws VersionConflictError, another instance got there first; keep the primary's data and list the thread in keptPrimary with the version the conflict reports. Any other error is an outage: leave the thread in the fallback and report recovered: false. Keep at most maxRemembered threads' last states, dropping the least recently used.",
     section: "degrading-when-redis-fails",
     weight: 1,
   },
@@ -790,6 +877,23 @@ grader.excellence(
         `Another instance wrote the thread (now version 2) after reconcile() read version 1 and before its write-back; reconcile() reported ${JSON.stringify(report)} and the primary holds ${JSON.stringify(stored)}. ` +
           "Expected recovered: true, the thread in keptPrimary with primaryVersion 2 and the fallback's state, not in restored, and the other instance's write kept.",
       );
+    }
+
+    // A write-back that fails for want of a connection is not an answer: the thread stays in the
+    // fallback, the report says recovered: false, and the next reconcile() writes it back.
+    await primary.setDown(true);
+    const pending = await resilient.put(third, { count: 2, writer: "us, second outage" }, 1);
+    if (pending?.degraded !== true) throw new Error(`A put during a second outage returned ${JSON.stringify(pending)}; expected degraded: true.`);
+    await primary.setDown(false);
+    await primary.failNextPut();
+    const cut = await resilient.reconcile();
+    if (cut?.recovered !== false || (cut.restored ?? []).includes(third) || (cut.keptPrimary ?? []).some((k) => k.threadId === third)) {
+      throw new Error(`The connection dropped under reconcile()'s write-back; it reported ${JSON.stringify(cut)}. Expected recovered: false, with the thread neither restored nor kept: it stays in the fallback for the next attempt.`);
+    }
+    const retried = await resilient.reconcile();
+    const written = await primary.peek(third);
+    if (retried?.recovered !== true || !(retried.restored ?? []).includes(third) || !written?.encoded.includes("us, second outage")) {
+      throw new Error(`After a write-back failed for want of a connection, the next reconcile() reported ${JSON.stringify(retried)} and the primary holds ${JSON.stringify(written)}; the thread written in memory must still be written back (restored) then.`);
     }
   },
 );

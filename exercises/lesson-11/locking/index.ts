@@ -38,19 +38,25 @@
  *    fails. While degraded, get/put call it at most every `probeIntervalMs`. `onModeChange` is
  *    called once per switch: ("degraded", cause), then ("primary") when back. `maxRemembered`
  *    (default 10 000) bounds how many threads' last states it keeps, least recently used dropped
- *    first. A write-back that conflicts (another instance wrote in between) keeps the primary's.
+ *    first. A write-back that conflicts (another instance wrote in between) keeps the primary's;
+ *    one that fails otherwise (the connection drops) stays in the fallback, and the report says
+ *    `recovered: false`.
  * 5. Bad input (empty thread id, negative or fractional version, token < 1, maxAttempts < 1,
  *    ttlMs < 1, a Redis store namespace with braces or a bad `ttlMs`) throws `LockingInputError`
- *    saying what was wrong and what is valid.
+ *    saying what was wrong and what is valid: the argument as the caller wrote it (threadId,
+ *    expectedVersion, fencingToken, namespace, ttlMs, maxAttempts, baseDelayMs) and the rule
+ *    it broke (not empty, a whole number, 1 or more, no braces), e.g.
+ *    `threadId must not be empty (got "")`.
  *
  * The grader checks: compare-and-set on both backends; 20 writers spread over several OS
  * processes x 10 increments end at exactly 200 on both (a lock inside one process proves
  * nothing); retries bounded (with real sleeps too), backing off with jitter; bad input refused.
  * For excellent: lease tokens increase, also when an acquirer stalls mid-acquire, and the token
  * counter never expires; a paused holder's stale token is refused; updateWithRetry passes the
- * token and retries only conflicts; release/renew are owner-only; degradation, reconciliation
- * and its report, and conflicts passed through while Redis is healthy; 4 processes x 25
- * updateWithRetry increments on one SQLite file end at exactly 100.
+ * token, retries only conflicts and really waits; release/renew are owner-only; degradation,
+ * reconciliation and its report, and conflicts passed through while Redis is healthy; refusals
+ * that name the argument and the rule; 4 processes x 25 updateWithRetry increments on one
+ * SQLite file end at exactly 100.
  */
 import Database from "better-sqlite3";
 import type { Redis } from "ioredis";

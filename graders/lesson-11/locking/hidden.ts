@@ -161,9 +161,14 @@ export function registerHiddenChecks(grader: Grader<LockingApi>): void {
         if (early instanceof Error || (early as { degraded?: boolean } | undefined)?.degraded !== true) {
           throw new Error(`1.5 s after the failure, with probeIntervalMs 4000, get() returned ${early instanceof Error ? describe(early) : JSON.stringify(early)}; it must not try the primary before the interval has passed, so it answers from memory (degraded: true).`);
         }
+        // A put inside the interval must not try the primary either (it would skip the write-back).
+        const earlyPut = await resilient.put(threadId, { count: 3, writer: "degraded, early put" }, 2).catch((error: unknown) => error);
+        if (earlyPut instanceof Error || (earlyPut as { degraded?: boolean }).degraded !== true) {
+          throw new Error(`1.5 s after the failure, with probeIntervalMs 4000, put() returned ${earlyPut instanceof Error ? describe(earlyPut) : JSON.stringify(earlyPut)}; it must not try the primary before the interval has passed, so it writes to memory (degraded: true).`);
+        }
         await clock.advance(3_000);
         const back = await resilient.get(threadId);
-        if (back?.degraded !== false || back.state.writer !== "degraded") {
+        if (back?.degraded !== false || back.state.writer !== "degraded, early put") {
           throw new Error(`Once Redis answered again and the probe interval had passed, get() returned ${JSON.stringify(back)}; it must reconcile, switch back and answer from Redis (degraded: false) with the state written during the outage.`);
         }
       } finally {

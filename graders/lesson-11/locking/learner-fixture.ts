@@ -102,6 +102,7 @@ export async function increment(args: {
 export function conflictingStore(Conflict: new (threadId: string, expected: number, actual: number) => Error, cap: number) {
   let puts = 0;
   const delays: number[] = [];
+  const putTimes: number[] = [];
   const tokens: Array<number | undefined> = [];
   // A sleep takes real time (a timer, however short), and a put while one is still pending means
   // the retry loop did not wait for it: a backoff that is asked for but never waited.
@@ -113,6 +114,7 @@ export function conflictingStore(Conflict: new (threadId: string, expected: numb
     get: async () => (puts >= cap ? new Promise<never>(() => {}) : { state: { count: puts, writer: "other" }, version: 10 + puts }),
     put: async (threadId: string, _state: unknown, expectedVersion: number, options?: { fencingToken?: number }) => {
       tokens.push(options?.fencingToken);
+      putTimes.push(performance.now());
       if (sleeping > 0) putsWhileSleeping++;
       if (++puts >= cap) trip();
       throw new Conflict(threadId, expectedVersion, expectedVersion + 1);
@@ -124,7 +126,7 @@ export function conflictingStore(Conflict: new (threadId: string, expected: numb
       sleeping--;
     },
     tripped: () => tripped,
-    stats: () => ({ puts, delays: [...delays], tokens: [...tokens], putsWhileSleeping }),
+    stats: () => ({ puts, delays: [...delays], tokens: [...tokens], putsWhileSleeping, putTimes: [...putTimes] }),
   };
 }
 
@@ -147,12 +149,14 @@ export function failingStore(kind: "stale" | "connection", Stale: new (threadId:
 /**
  * A primary store (the trusted side switches it down and up) that keeps the store contract in
  * memory. `raceNextPut()` lets "another instance" write the thread just before the next put
- * lands, as when it reaches Redis between a reconcile's read and its write-back.
+ * lands, as when it reaches Redis between a reconcile's read and its write-back;
+ * `failNextPut()` drops the connection under the next put only.
  */
 export function flakyPrimary(Conflict: new (threadId: string, expected: number, actual: number) => Error) {
   const threads = new Map<string, { encoded: string; version: number }>();
   let down = false;
-  let raceNext = false;
+  // What the next put meets: another instance's write first, or a dropped connection.
+  let nextPut: "race" | "fail" | undefined;
   const outage = () => Object.assign(new Error("connect ECONNREFUSED 10.0.0.7:6379"), { code: "ECONNREFUSED" });
   return {
     get: async (threadId: string) => {
@@ -162,8 +166,10 @@ export function flakyPrimary(Conflict: new (threadId: string, expected: number, 
     },
     put: async (threadId: string, state: unknown, expectedVersion: number) => {
       if (down) throw outage();
-      if (raceNext) {
-        raceNext = false;
+      const meets = nextPut;
+      nextPut = undefined;
+      if (meets === "fail") throw outage();
+      if (meets === "race") {
         const theirs = threads.get(threadId)?.version ?? 0;
         threads.set(threadId, { encoded: JSON.stringify({ count: 100, writer: "other instance" }), version: theirs + 1 });
       }
@@ -173,7 +179,8 @@ export function flakyPrimary(Conflict: new (threadId: string, expected: number, 
       return expectedVersion + 1;
     },
     setDown: (value: boolean) => void (down = value),
-    raceNextPut: () => void (raceNext = true),
+    raceNextPut: () => void (nextPut = "race"),
+    failNextPut: () => void (nextPut = "fail"),
     peek: (threadId: string) => threads.get(threadId),
   };
 }

@@ -31,10 +31,10 @@ export interface RetryResult<S> {
 }
 
 const optionsSchema = z.object({
-  maxAttempts: z.number().int().min(1, "maxAttempts must be at least 1").max(1_000, "maxAttempts above 1000 is a retry storm, not a bound"),
-  baseDelayMs: z.number().min(0, "baseDelayMs must be 0 or more").finite(),
-  maxDelayMs: z.number().min(0).finite().optional(),
-  fencingToken: z.number().int().positive().optional(),
+  maxAttempts: z.number("maxAttempts must be a number").int("maxAttempts must be a whole number").min(1, "maxAttempts must be at least 1").max(1_000, "maxAttempts above 1000 is a retry storm, not a bound"),
+  baseDelayMs: z.number("baseDelayMs must be a number").min(0, "baseDelayMs must be 0 or more").finite("baseDelayMs must be finite"),
+  maxDelayMs: z.number("maxDelayMs must be a number").min(0, "maxDelayMs must be 0 or more").finite("maxDelayMs must be finite").optional(),
+  fencingToken: z.number("fencingToken must be a number").int("fencingToken must be a whole number").positive("fencingToken must be 1 or more").optional(),
 });
 
 /** "Full jitter": a uniformly random wait under an exponentially growing cap. */

@@ -28,13 +28,9 @@ export interface VersionedStore<S = unknown> {
   put(threadId: string, state: S, expectedVersion: number, options?: PutOptions): Promise<number>;
 }
 
-const threadIdSchema = z
-  .string()
-  .min(1, "must not be empty")
-  .max(512, "must be at most 512 characters")
-  .refine((id) => !/[\u0000-\u001f]/.test(id), "must not contain control characters");
-const versionSchema = z.number().int("must be an integer").nonnegative("must be 0 or more").max(Number.MAX_SAFE_INTEGER);
-const fencingTokenSchema = z.number().int("must be an integer").positive("must be 1 or more").max(Number.MAX_SAFE_INTEGER);
+const threadIdSchema = z.string().min(1, "must not be empty");
+const versionSchema = z.number("must be a number").int("must be an integer").nonnegative("must be 0 or more").max(Number.MAX_SAFE_INTEGER);
+const fencingTokenSchema = z.number("fencingToken must be a number").int("fencingToken must be an integer").positive("fencingToken must be 1 or more").max(Number.MAX_SAFE_INTEGER);
 const putOptionsSchema = z.object({ fencingToken: fencingTokenSchema.optional() }).optional();
 
 function parse<T>(schema: z.ZodType<T>, value: unknown, what: string, example: string): T {
@@ -45,15 +41,15 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, what: string, example: s
 }
 
 export function validateThreadId(threadId: unknown): string {
-  return parse(threadIdSchema, threadId, "thread id", `"tenant-a:thread-42"`);
+  return parse(threadIdSchema, threadId, "threadId", `"tenant-a:thread-42"`);
 }
 
 /** Validates the arguments of `put` once, at the boundary, for every store. */
 export function validatePut(threadId: unknown, expectedVersion: unknown, options: unknown): { threadId: string; expectedVersion: number; fencingToken: number | undefined } {
   return {
     threadId: validateThreadId(threadId),
-    expectedVersion: parse(versionSchema, expectedVersion, "expected version", "0 for a new thread, else the version get() returned"),
-    fencingToken: parse(putOptionsSchema, options, "put options", "{ fencingToken: lease.token }")?.fencingToken,
+    expectedVersion: parse(versionSchema, expectedVersion, "expectedVersion", "0 for a new thread, else the version get() returned"),
+    fencingToken: parse(putOptionsSchema, options, "options", "{ fencingToken: lease.token }")?.fencingToken,
   };
 }
 
