@@ -31,10 +31,10 @@ export interface RetryResult<S> {
 }
 
 const optionsSchema = z.object({
-  maxAttempts: z.number("maxAttempts must be a number").int("maxAttempts must be a whole number").min(1, "maxAttempts must be at least 1").max(1_000, "maxAttempts above 1000 is a retry storm, not a bound"),
-  baseDelayMs: z.number("baseDelayMs must be a number").min(0, "baseDelayMs must be 0 or more").finite("baseDelayMs must be finite"),
-  maxDelayMs: z.number("maxDelayMs must be a number").min(0, "maxDelayMs must be 0 or more").finite("maxDelayMs must be finite").optional(),
-  fencingToken: z.number("fencingToken must be a number").int("fencingToken must be a whole number").positive("fencingToken must be 1 or more").optional(),
+  maxAttempts: z.number().int("must be a whole number").min(1, "must be at least 1").max(1_000, "above 1000 is a retry storm, not a bound"),
+  baseDelayMs: z.number().min(0, "must be 0 or more").finite(),
+  maxDelayMs: z.number().min(0).finite().optional(),
+  fencingToken: z.number().int().positive().optional(),
 });
 
 /** "Full jitter": a uniformly random wait under an exponentially growing cap. */
@@ -51,7 +51,9 @@ export async function updateWithRetry<S>(
 ): Promise<RetryResult<S>> {
   const parsed = optionsSchema.safeParse(options);
   if (!parsed.success) {
-    throw new LockingInputError(`Invalid retry options: ${parsed.error.issues.map((i) => i.message).join("; ")}. Example: { maxAttempts: 8, baseDelayMs: 5 }.`);
+    // Each issue's path is the option's name, as the caller wrote it: "maxAttempts must be at least 1".
+    const reasons = parsed.error.issues.map((issue) => `${String(issue.path[0])} ${issue.message}`);
+    throw new LockingInputError(`Invalid retry options: ${reasons.join("; ")}. Example: { maxAttempts: 8, baseDelayMs: 5 }.`);
   }
   const { maxAttempts, baseDelayMs, maxDelayMs = 1_000, fencingToken } = parsed.data;
   const sleep = options.sleep ?? ((ms: number) => sleepFor(ms));

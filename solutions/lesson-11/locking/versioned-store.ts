@@ -29,8 +29,8 @@ export interface VersionedStore<S = unknown> {
 }
 
 const threadIdSchema = z.string().min(1, "must not be empty");
-const versionSchema = z.number("must be a number").int("must be an integer").nonnegative("must be 0 or more").max(Number.MAX_SAFE_INTEGER);
-const fencingTokenSchema = z.number("fencingToken must be a number").int("fencingToken must be an integer").positive("fencingToken must be 1 or more").max(Number.MAX_SAFE_INTEGER);
+const versionSchema = z.number().int("must be an integer").nonnegative("must be 0 or more").max(Number.MAX_SAFE_INTEGER);
+const fencingTokenSchema = z.number().int("must be an integer").positive("must be 1 or more").max(Number.MAX_SAFE_INTEGER);
 const putOptionsSchema = z.object({ fencingToken: fencingTokenSchema.optional() }).optional();
 
 function parse<T>(schema: z.ZodType<T>, value: unknown, what: string, example: string): T {
