@@ -60,8 +60,8 @@ export async function acquireLease(redis: Redis, threadId: string, ttlMs: number
   const keys = threadKeys(options.namespace ?? DEFAULT_NAMESPACE, id);
   const owner = randomUUID();
   const token = await redis.eval(ACQUIRE_SCRIPT, 2, keys.lease, keys.fence, owner, String(ttl));
-  // Stryker disable next-line BooleanLiteral: ioredis turns a Lua false reply into null, so `token === false` never holds and `=== true` cannot either
-  if (token == null || token === false) return undefined;
+  // The script's `return false` arrives as null: Redis sends a Lua false as a nil reply.
+  if (token === null) return undefined;
 
   return {
     threadId: id,

@@ -56,7 +56,7 @@ export class RedisVersionedStore<S = unknown> implements VersionedStore<S> {
   async get(threadId: string): Promise<Versioned<S> | undefined> {
     const key = this.stateKey(validateThreadId(threadId));
     const [state, version] = await this.redis.hmget(key, "state", "version");
-    if (state == null || version == null) return undefined;
+    if (state == null) return undefined; // every write sets state and version together
     return { state: JSON.parse(state) as S, version: Number(version) };
   }
 

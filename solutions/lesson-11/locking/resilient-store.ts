@@ -157,8 +157,7 @@ export class ResilientStore<S = unknown> {
     this.lastSeen.delete(threadId); // re-insert: Map order is then least recently used first
     this.lastSeen.set(threadId, { encoded, version, newestToken });
     if (this.lastSeen.size > (this.options.maxRemembered ?? 10_000)) {
-      const oldest = this.lastSeen.keys().next().value;
-      if (oldest !== undefined) this.lastSeen.delete(oldest);
+      this.lastSeen.delete(this.lastSeen.keys().next().value!); // the map is not empty: its size is over the bound
     }
   }
 

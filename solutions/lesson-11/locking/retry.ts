@@ -30,8 +30,11 @@ export interface RetryResult<S> {
   attempts: number;
 }
 
+const wholeNumber = z.number().int("must be a whole number");
 const optionsSchema = z.object({
-  maxAttempts: z.number().int("must be a whole number").min(1, "must be at least 1").max(1_000, "above 1000 is a retry storm, not a bound"),
+  // Stryker disable next-line StringLiteral: an empty message makes zod use its own ("Too small: expected number to be >=1", "Too big: ... <=1000"), which states the same rule
+  maxAttempts: wholeNumber.min(1, "must be at least 1").max(1_000, "above 1000 is a retry storm, not a bound"),
+  // Stryker disable next-line StringLiteral: an empty message makes zod use its own ("Too small: expected number to be >=0"), which states the same rule
   baseDelayMs: z.number().min(0, "must be 0 or more").finite(),
   maxDelayMs: z.number().min(0).finite().optional(),
   fencingToken: z.number().int().positive().optional(),
