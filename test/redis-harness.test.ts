@@ -130,6 +130,15 @@ export async function casScenarios(client: Redis, key: string) {
   out.push(await client.set(key + ":lease", "me", "PX", 5000, "NX"), await client.set(key + ":lease", "you", "PX", 5000, "NX"));
   const ttl = await client.pttl(key + ":lease");
   out.push(ttl > 4000 && ttl <= 5000, await client.incr(key + ":fence"), await client.incr(key + ":fence"));
+  // Arity is checked before a command runs, and a MULTI with a refused command is discarded whole at EXEC.
+  const refused = (e: unknown) => (e as Error).message.replace(/'.*$/, "");
+  out.push(await client.mget().then(() => "ran", refused));
+  out.push(await client.multi().set(key + ":m", "1").call("GET").exec().then(() => "ran", (e: Error) => e.message.split(" ")[0]), await client.exists(key + ":m"));
+  // A set, sorted set or hash whose last element goes is deleted, in a MULTI too (SCAN and EXISTS no longer see it).
+  await client.multi().zadd(key + ":z", 0, "m").sadd(key + ":s", "m").hset(key + ":h", "f", "v").exec();
+  await client.zrem(key + ":z", "m");
+  await client.multi().srem(key + ":s", "m").hdel(key + ":h", "f").exec();
+  out.push(await client.exists(key + ":z", key + ":s", key + ":h"));
   return out;
 }
 export async function scanAll(client: Redis, pattern: string) {
@@ -283,7 +292,7 @@ describe("on a real server each TestRedis has a database of its own", () => {
 });
 
 describe("the mock agrees with redis-server where the lessons teach", () => {
-  const expected = [[[null, "OK"]], [[null, "OK"]], null, "99", 1, 0, "b", 1, "OK", null, true, 1, 2];
+  const expected = [[[null, "OK"]], [[null, "OK"]], null, "99", 1, 0, "b", 1, "OK", null, true, 1, 2, "ERR wrong number of arguments for ", "EXECABORT", 0, 0];
   test("WATCH/MULTI compare-and-set (twice on one connection), a Lua CAS, EVALSHA and a SET NX PX lease on the mock", () =>
     withRedis(async (redis) => expect(await driver.casScenarios!(await redis.endpoint(learner), `cas${Math.random().toString(36).slice(2)}`)).toEqual(expected), "mock"));
   const url = process.env.REDIS_URL;

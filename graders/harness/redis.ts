@@ -27,6 +27,7 @@ import { join } from "node:path";
 import { getKeyIndexes, hasFlag, exists as isRedisCommand } from "@ioredis/commands";
 import { Redis } from "ioredis";
 import RedisMock from "ioredis-mock";
+import { createRequire } from "node:module";
 import RedisParser from "redis-parser";
 import type { LearnerProcess, RedisEndpoint } from "../../kit/sandbox/learner.ts";
 import { noteActivity, servicesDir } from "./services.ts";
@@ -88,6 +89,19 @@ type Reply = null | undefined | number | string | Buffer | Reply[] | Error | { [
 
 class ReplyError extends Error {}
 
+/** Commands that take elements out of a set, sorted set, hash or list (and may leave it empty). */
+const REMOVES_ELEMENTS = new Set(["srem", "spop", "smove", "zrem", "zremrangebyscore", "zremrangebylex", "zremrangebyrank", "zpopmin", "zpopmax", "bzpopmin", "bzpopmax", "zmpop", "hdel", "hgetdel", "lpop", "rpop", "lrem", "ltrim", "lmove", "rpoplpush", "blpop", "brpop", "lmpop", "getdel"]);
+
+/** Each command's arity from Redis's own COMMAND table: n means exactly n words with the name, -n at least n. */
+const COMMAND_TABLE = createRequire(import.meta.url)("@ioredis/commands/built/commands.json") as Record<string, { arity: number }>;
+
+/** Redis refuses a command with the wrong number of arguments before running it (ioredis-mock often runs it anyway: MGET with no key). */
+function arityError(name: string, words: number): ReplyError | undefined {
+  const arity = COMMAND_TABLE[name]?.arity;
+  if (arity === undefined || (arity >= 0 ? words === arity : words >= -arity)) return undefined;
+  return new ReplyError(`ERR wrong number of arguments for '${name}' command`);
+}
+
 function encodeReply(reply: Reply): Buffer {
   if (reply === null || reply === undefined) return Buffer.from("$-1\r\n");
   if (reply instanceof Error) {
@@ -112,6 +126,8 @@ interface Connection {
   id: number;
   socket: Socket;
   queue: string[][] | undefined;
+  /** A command of the open MULTI was refused when queued (wrong arity): EXEC then aborts, as on a real server. */
+  queueFailed?: boolean;
   watched: Map<string, string> | undefined;
   /** The grader's own connection: not recorded, not counted. */
   trusted: boolean;
@@ -180,6 +196,25 @@ export async function createTestRedis(options: TestRedisOptions = {}): Promise<T
     }
   };
   const versionOf = (key: string) => `${epoch}:${versions.get(key) ?? 0}`;
+
+  /**
+   * Redis deletes a set, sorted set, hash or list when its last element goes (so SCAN, EXISTS and DBSIZE no
+   * longer see it); ioredis-mock keeps the empty key. After a command that removes elements, drop what it emptied.
+   */
+  const dropEmptied = async (name: string, args: string[]) => {
+    if (!REMOVES_ELEMENTS.has(name)) return;
+    let indexes: number[] = [];
+    try {
+      indexes = getKeyIndexes(name, args);
+    } catch {
+      return;
+    }
+    for (const key of new Set(indexes.map((i) => args[i]!))) {
+      const type = (await mock!.type(key)) as unknown as string;
+      const size = type === "zset" ? await mock!.zcard(key) : type === "set" ? await mock!.scard(key) : type === "hash" ? await mock!.hlen(key) : type === "list" ? await mock!.llen(key) : 1;
+      if (size === 0) await mock!.del(key);
+    }
+  };
 
   /**
    * A script's commands never cross the wire, and ioredis-mock runs them without a hook: so the
@@ -262,6 +297,11 @@ return __kit_result`;
   const executeMock = async (connection: Connection, argv: Buffer[]): Promise<Reply> => {
     const name = argv[0]!.toString("utf8").toLowerCase();
     const args = argv.slice(1).map(toMock);
+    const refused = arityError(name, argv.length);
+    if (refused) {
+      if (connection.queue) connection.queueFailed = true;
+      return refused;
+    }
     if (connection.queue && !["exec", "discard", "multi", "watch"].includes(name)) {
       connection.queue.push([name, ...args]);
       return "QUEUED";
@@ -270,6 +310,7 @@ return __kit_result`;
       case "multi":
         if (connection.queue) return new ReplyError("ERR MULTI calls can not be nested");
         connection.queue = [];
+        connection.queueFailed = false;
         return "OK";
       case "watch":
         if (connection.queue) return new ReplyError("ERR WATCH inside MULTI is not allowed");
@@ -290,12 +331,14 @@ return __kit_result`;
         const watched = connection.watched;
         connection.queue = undefined;
         connection.watched = undefined; // EXEC always clears WATCH, whatever its outcome (real Redis)
+        if (connection.queueFailed) return new ReplyError("EXECABORT Transaction discarded because of previous errors.");
         if (watched && [...watched].some(([key, version]) => versionOf(key) !== version)) return null;
         const replies: Reply[] = [];
         for (const [queuedName, ...queuedArgs] of queued) {
           try {
             replies.push(await runOnMock(queuedName!, queuedArgs, (n, a) => recordInScript(connection.id, n, a)));
             bump(queuedName!, queuedArgs);
+            await dropEmptied(queuedName!, queuedArgs);
           } catch (error) {
             replies.push(error as Error);
           }
@@ -308,6 +351,7 @@ return __kit_result`;
       default: {
         const result = await runOnMock(name, args, (n, a) => recordInScript(connection.id, n, a));
         bump(name, args);
+        await dropEmptied(name, args);
         return result;
       }
     }
@@ -659,8 +703,9 @@ async function faithfulScan(raw: Record<string, (...args: unknown[]) => Promise<
     else throw new ReplyError("ERR syntax error");
   }
   if (!Number.isInteger(count) || count < 1) throw new ReplyError("ERR value is out of range, must be positive");
-  const cursor = Number(cursorArg);
-  if (!Number.isSafeInteger(cursor) || cursor < 0) throw new ReplyError("ERR invalid cursor");
+  // Redis parses the cursor as an unsigned integer: "" or "abc" is refused, not read as 0.
+  const cursor = /^\d+$/.test(cursorArg ?? "") ? Number(cursorArg) : Number.NaN;
+  if (!Number.isSafeInteger(cursor)) throw new ReplyError("ERR invalid cursor");
   // A cursor is walk * WALK_SPAN + offset into that walk's key snapshot, so interleaved walks never disturb each other.
   let walk = Math.floor(cursor / WALK_SPAN);
   const start = cursor % WALK_SPAN;

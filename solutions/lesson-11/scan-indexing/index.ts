@@ -33,7 +33,7 @@ import {
   type SerializerProtocol,
 } from "#runtime";
 import { inListScope, parseCheckpointConfig, parseConfig, parseListConfig, parseLookupConfig, type ResolvedListConfig } from "#runtime/config.ts";
-import { INDEXED_FIELDS, decodeComponent, encodeComponent, keys, members, threadOfKey, type IndexedField } from "./keys.ts";
+import { INDEXED_FIELDS, decodeComponent, encodeComponent, keys, members, type IndexedField } from "./keys.ts";
 
 export class RedisSaverError extends Error {
   override name = "RedisSaverError";
@@ -46,14 +46,13 @@ export class RedisSaverError extends Error {
  */
 export const SUPPORTED_FILTER_KEYS = ["stage", "userId", "source", "step", "createdAfter", "createdBefore"] as const;
 
-const optionsSchema = z
-  .object({
-    ttlSeconds: z.number().int().positive().optional(),
-    serde: z.custom<SerializerProtocol>((v) => typeof v === "object" && v !== null && "dumpsTyped" in v && "loadsTyped" in v).optional(),
-  })
-  .strict();
+/** ttlSeconds, when given: EXPIRE takes whole seconds, and 0 or less would delete the key at once. */
+const ttlSchema = z.number().int().positive().optional();
 
-export type RedisSaverOptions = z.input<typeof optionsSchema>;
+export interface RedisSaverOptions {
+  /** When set, every key the saver writes (checkpoint, writes, index) expires after this many seconds. */
+  ttlSeconds?: number;
+}
 
 /** Keys a SCAN page asks for: a hint to Redis, large enough to keep round trips few, small enough not to stall it. */
 const SCAN_COUNT = 500;
@@ -85,22 +84,16 @@ interface IndexWalk {
 }
 
 export class RedisSaver implements CheckpointSaver {
-  protected readonly serde: SerializerProtocol;
+  protected readonly serde: SerializerProtocol = new JsonSerializer();
   protected readonly ttlSeconds: number | undefined;
 
   constructor(
     protected readonly client: Redis,
     options: RedisSaverOptions = {},
   ) {
-    if (typeof client !== "object" || client === null || typeof (client as { multi?: unknown }).multi !== "function") {
-      throw new RedisSaverError("RedisSaver needs an ioredis client (new Redis(url)) as its first argument.");
-    }
-    const parsed = optionsSchema.safeParse(options);
-    if (!parsed.success) {
-      throw new RedisSaverError(`RedisSaver options are invalid: ${parsed.error.issues.map((i) => `${i.path.join(".") || "options"}: ${i.message}`).join("; ")}. Expected { ttlSeconds?: positive integer }.`);
-    }
-    this.serde = parsed.data.serde ?? new JsonSerializer();
-    this.ttlSeconds = parsed.data.ttlSeconds;
+    const ttl = ttlSchema.safeParse(options.ttlSeconds);
+    if (!ttl.success) throw new RedisSaverError(`RedisSaver's ttlSeconds must be a positive whole number of seconds, got ${JSON.stringify(options.ttlSeconds)}.`);
+    this.ttlSeconds = ttl.data;
   }
 
   async put(config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata, newVersions?: ChannelVersions): Promise<RunnableConfig> {
@@ -184,14 +177,13 @@ export class RedisSaver implements CheckpointSaver {
     for (;;) {
       const wanted = limit === undefined ? FILTERED_PAGE : walk.exact ? limit - yielded : Math.max(FILTERED_PAGE, limit - yielded);
       const page = await this.client.zrevrangebylex(walk.key, upper, "-", "LIMIT", 0, wanted);
-      if (page.length === 0) return;
       const refs = page.map(walk.ref).filter((ref) => inListScope(scope, ref.threadId, ref.checkpointNs, ref.id));
       for (const tuple of await this.loadRefs(refs)) {
         if (!plan.accepts(tuple)) continue;
         yield tuple;
-        if (limit !== undefined && ++yielded >= limit) return;
+        if (++yielded === limit) return;
       }
-      if (page.length < wanted) return;
+      if (page.length < wanted) return; // an empty page too: the index has no older member
       upper = `(${page[page.length - 1]!}`;
     }
   }
@@ -208,20 +200,20 @@ export class RedisSaver implements CheckpointSaver {
       });
       await this.client.zrem(keys.allIndex(), ...doomed);
     }
+    const thread = encodeComponent(threadId);
     let cursor = "0";
     do {
       const [next, page] = await this.client.scan(cursor, "MATCH", keys.threadPattern(threadId), "COUNT", SCAN_COUNT);
       cursor = next;
-      // MATCH narrows; parsing confirms (a namespace equal to the thread id also matches the pattern).
-      const doomed = [...new Set(page)].filter((key) => threadOfKey(key) === threadId);
+      // MATCH narrows; the key's own thread component confirms (a namespace equal to the thread id also matches).
+      const doomed = [...new Set(page)].filter((key) => key.split("$")[1] === thread);
       if (doomed.length > 0) await this.client.unlink(...doomed); // UNLINK frees memory off the main thread
     } while (cursor !== "0");
   }
 
   /**
    * One namespace of one thread: its own index (or a field index when a filter names
-   * stage or userId). Wider scopes walk the thread's or the shared index, and every
-   * filter, and the scope itself, is checked on what they return.
+   * stage or userId). Wider scopes walk the thread's or the shared index.
    */
   protected indexWalk(scope: ResolvedListConfig, plan: FilterPlan): IndexWalk {
     const { threadId, checkpointNs } = scope;
@@ -229,10 +221,10 @@ export class RedisSaver implements CheckpointSaver {
       const key = plan.indexed ? keys.fieldIndex(threadId, checkpointNs, plan.indexed[0], plan.indexed[1]) : keys.index(threadId, checkpointNs);
       return { key, ref: (id) => ({ threadId, checkpointNs, id }), bound: (id) => id, exact: plan.residual.length === 0 };
     }
-    const narrowed = checkpointNs !== undefined || scope.checkpointId !== undefined || plan.indexed !== undefined || plan.residual.length > 0;
     const key = threadId !== undefined ? keys.threadIndex(threadId) : keys.allIndex();
-    // A member is `<id>$...`: every member of an older checkpoint sorts below the bare encoded id.
-    return { key, ref: (member) => members.parse(member, threadId), bound: encodeComponent, exact: !narrowed };
+    // A member is `<id>$...`: every member of an older checkpoint sorts below the bare encoded id. Never exact:
+    // the scope (a namespace, a checkpoint id) and every filter are checked on what the walk returns.
+    return { key, ref: (member) => members.parse(member, threadId), bound: encodeComponent, exact: false };
   }
 
   protected storedValue(value: unknown): StoredValue {
@@ -265,7 +257,6 @@ export class RedisSaver implements CheckpointSaver {
    * then one MGET of their writes and of the channel values their bodies refer to.
    */
   protected async loadRefs(refs: CheckpointRef[]): Promise<CheckpointTuple[]> {
-    if (refs.length === 0) return [];
     const pipeline = this.client.pipeline();
     for (const { threadId, checkpointNs, id } of refs) {
       pipeline.hgetall(keys.checkpoint(threadId, checkpointNs, id));
@@ -281,7 +272,7 @@ export class RedisSaver implements CheckpointSaver {
       if (!fields || fields.body === undefined) return [];
       const body = this.serde.loadsTyped(fields.type!, Buffer.from(fields.body, "base64")) as Checkpoint;
       const blobKeys = blobRefs(body).map(([channel, version]) => keys.blob(ref.threadId, ref.checkpointNs, channel, version));
-      return [{ ref, fields, body, blobKeys, writeKeys: (writeKeys as string[]).sort() }];
+      return [{ ref, fields, body, blobKeys, writeKeys: writeKeys as string[] }];
     });
     const wanted = rows.flatMap((row) => [...row.writeKeys, ...row.blobKeys]);
     const values = wanted.length > 0 ? await this.client.mget(...wanted) : [];
@@ -324,13 +315,9 @@ export interface FilterPlan {
 
 /** Validates a parsed filter and splits it into the index to walk and the checks left for fetched tuples. */
 export function planFilter(filter: Array<[string, string | number | boolean | null]>): FilterPlan {
-  const unsupported = filter.map(([key]) => key).filter((key) => !(SUPPORTED_FILTER_KEYS as readonly string[]).includes(key));
-  if (unsupported.length > 0) {
-    throw new RedisSaverError(
-      `list({ filter }) cannot filter on ${unsupported.map((k) => `"${k}"`).join(", ")}: RedisSaver supports ${SUPPORTED_FILTER_KEYS.join(", ")}. ` +
-        "Remove the key or filter the results yourself; an unknown key is refused rather than ignored.",
-    );
-  }
+  const unsupported = filter.find(([key]) => !(SUPPORTED_FILTER_KEYS as readonly string[]).includes(key));
+  // Refused rather than ignored: a filter dropped silently returns checkpoints the caller asked to exclude.
+  if (unsupported) throw new RedisSaverError(`list({ filter }) cannot filter on "${unsupported[0]}": RedisSaver answers ${SUPPORTED_FILTER_KEYS.join(", ")}.`);
   let indexed: FilterPlan["indexed"];
   const residual: FilterPlan["residual"] = [];
   for (const [key, value] of filter) {
@@ -349,7 +336,7 @@ export function planFilter(filter: Array<[string, string | number | boolean | nu
 }
 
 function parseTime(key: string, value: unknown): number {
-  const ms = typeof value === "number" ? value : typeof value === "string" ? Date.parse(value) : NaN;
+  const ms = typeof value === "number" ? value : Date.parse(String(value));
   if (!Number.isFinite(ms)) {
     throw new RedisSaverError(`list({ filter: { ${key} } }) needs an ISO-8601 time or epoch milliseconds, got ${JSON.stringify(value)}.`);
   }

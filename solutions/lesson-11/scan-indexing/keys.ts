@@ -20,9 +20,12 @@
 export const INDEXED_FIELDS = ["stage", "userId"] as const;
 export type IndexedField = (typeof INDEXED_FIELDS)[number];
 
-/** Percent-encodes `%` (so decoding is unambiguous), the separator, and every character special to Redis globs. */
+/**
+ * Percent-encodes `%` (so decoding is unambiguous), the separator, and every character special to Redis globs
+ * (`^` is not one: it negates only inside brackets, and brackets are encoded). Each of them has a two-digit code.
+ */
 export function encodeComponent(raw: string): string {
-  return raw.replace(/[%$*?[\]\\^]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, "0")}`);
+  return raw.replace(/[%$*?[\]\\]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
 export function decodeComponent(encoded: string): string {
@@ -46,12 +49,6 @@ export const keys = {
   /** Every key of a thread, whatever its kind or namespace; safe because the thread id is encoded. */
   threadPattern: (threadId: string) => `*$${encodeComponent(threadId)}$*`,
 };
-
-/** The thread component of any key of the scheme (the second `$`-separated part). */
-export function threadOfKey(key: string): string | undefined {
-  const parts = key.split("$");
-  return parts.length >= 3 ? decodeComponent(parts[1]!) : undefined;
-}
 
 /** A checkpoint as a member of the wider indexes: its id first, so members sort by id as in the per-namespace index. */
 export const members = {

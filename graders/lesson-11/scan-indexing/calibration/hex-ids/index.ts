@@ -4,11 +4,13 @@
  * glob character can reach a key, and MATCH needs no escaping), one sorted set
  * per thread and namespace holds the hex ids (hex keeps the ids' order), filters
  * are checked on fetched metadata while the index is walked in pages, and
- * pending writes are found through a set per checkpoint.
+ * pending writes are found through a set per checkpoint. A list across threads
+ * or namespaces reads a registry set of every (thread, namespace) and merges
+ * their indexes by id, a page at a time each.
  * Expected tier: excellent.
  */
 import type { Redis } from "ioredis";
-import { JsonSerializer, isSpecialChannel, writeIndex, type Checkpoint, type CheckpointMetadata, type CheckpointTuple, type ListOptions, type PendingWrite, type RunnableConfig } from "#runtime";
+import { JsonSerializer, isSpecialChannel, writeIndex, type Checkpoint, type CheckpointMetadata, type CheckpointTuple, type ListConfig, type ListOptions, type PendingWrite, type RunnableConfig } from "#runtime";
 
 export class RedisSaverError extends Error {
   override name = "RedisSaverError";
@@ -23,6 +25,8 @@ export interface RedisSaverOptions {
 const hex = (s: string) => Buffer.from(s, "utf8").toString("hex");
 const unhex = (s: string) => Buffer.from(s, "hex").toString("utf8");
 const PAGE = 50;
+/** A set of `<hex thread>$<hex namespace>`: every scope that holds checkpoints. */
+const SCOPES = "scopes";
 
 export class RedisSaver {
   private readonly serde = new JsonSerializer();
@@ -30,10 +34,13 @@ export class RedisSaver {
   constructor(
     private readonly client: Redis,
     private readonly options: RedisSaverOptions = {},
-  ) {}
+  ) {
+    const ttl = options.ttlSeconds;
+    if (ttl !== undefined && !(typeof ttl === "number" && Number.isInteger(ttl) && ttl > 0)) throw new RedisSaverError(`ttlSeconds must be a positive integer, not ${String(ttl)}`);
+  }
 
-  private scope(config: RunnableConfig) {
-    if (typeof config?.threadId !== "string" || config.threadId === "") throw new RedisSaverError("config.threadId is required");
+  private scope(config: RunnableConfig, call: string) {
+    if (typeof config?.threadId !== "string" || config.threadId === "") throw new RedisSaverError(`${call} needs config.threadId`);
     return { t: hex(config.threadId), ns: hex(config.checkpointNs ?? "") };
   }
 
@@ -42,23 +49,27 @@ export class RedisSaver {
   }
 
   async put(config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata): Promise<RunnableConfig> {
-    const { t, ns } = this.scope(config);
+    const { t, ns } = this.scope(config, "put()");
     const threadId = config.threadId;
     const checkpointNs = config.checkpointNs ?? "";
+    if (typeof checkpoint?.id !== "string" || checkpoint.id === "") throw new RedisSaverError("put needs a checkpoint with a string id");
     const key = `checkpoint$${t}$${ns}$${hex(checkpoint.id)}`;
     const index = `idx$${t}$${ns}`;
     const [type, bytes] = this.serde.dumpsTyped(checkpoint);
     const tx = this.client.multi();
     tx.hset(key, "type", type, "body", Buffer.from(bytes).toString("base64"), "meta", JSON.stringify(metadata), "parent", config.checkpointId ?? "", "ts", checkpoint.ts);
     tx.zadd(index, 0, hex(checkpoint.id));
-    this.expire(tx, [key, index]);
+    tx.sadd(SCOPES, `${t}$${ns}`);
+    this.expire(tx, [key, index, SCOPES]);
     await tx.exec();
     return { threadId, checkpointNs, checkpointId: checkpoint.id };
   }
 
   async putWrites(config: RunnableConfig, writes: Array<[string, unknown]>, taskId: string): Promise<void> {
-    const { t, ns } = this.scope(config);
-    if (!config.checkpointId) throw new RedisSaverError("putWrites needs config.checkpointId");
+    const { t, ns } = this.scope(config, "putWrites()");
+    if (!config.checkpointId) throw new RedisSaverError("putWrites() needs config.checkpointId");
+    if (typeof taskId !== "string" || taskId === "") throw new RedisSaverError("putWrites needs a taskId");
+    if (!Array.isArray(writes)) throw new RedisSaverError("putWrites needs an array of writes");
     const id = hex(config.checkpointId);
     const set = `wset$${t}$${ns}$${id}`;
     const tx = this.client.multi();
@@ -77,15 +88,20 @@ export class RedisSaver {
   }
 
   async getTuple(config: RunnableConfig): Promise<CheckpointTuple | undefined> {
-    const { t, ns } = this.scope(config);
+    if (config?.threadId === undefined) return undefined;
+    const { t, ns } = this.scope(config, "getTuple()");
     const id = config.checkpointId ? hex(config.checkpointId) : (await this.client.zrange(`idx$${t}$${ns}`, -1, -1))[0];
     if (!id) return undefined;
     return (await this.load(config.threadId, config.checkpointNs ?? "", [id]))[0];
   }
 
-  async *list(config: RunnableConfig, options: ListOptions = {}): AsyncGenerator<CheckpointTuple> {
-    const { t, ns } = this.scope(config);
+  async *list(config: ListConfig, options: ListOptions = {}): AsyncGenerator<CheckpointTuple> {
     const accept = this.filter(options.filter ?? {});
+    if (config.threadId === undefined || config.checkpointNs === null) {
+      yield* this.listMerged(config, options, accept);
+      return;
+    }
+    const { t, ns } = this.scope(config as RunnableConfig, "list()");
     let upper = options.before?.checkpointId ? `(${hex(options.before.checkpointId)}` : "+";
     if (config.checkpointId) {
       const only = hex(config.checkpointId);
@@ -106,7 +122,44 @@ export class RedisSaver {
     }
   }
 
+  /** Every scope the config names (a thread's namespaces, or every thread's), merged newest id first. */
+  private async *listMerged(config: ListConfig, options: ListOptions, accept: (tuple: CheckpointTuple) => boolean): AsyncGenerator<CheckpointTuple> {
+    const wantNs = config.checkpointNs === null ? undefined : hex(config.checkpointNs ?? "");
+    const pattern = config.threadId === undefined ? "*" : `${hex(config.threadId)}$*`;
+    const scopes = new Set<string>();
+    let cursor = "0";
+    do {
+      const [next, found] = await this.client.sscan(SCOPES, cursor, "MATCH", pattern, "COUNT", 500);
+      cursor = next;
+      for (const member of found) if (wantNs === undefined || member.split("$")[1] === wantNs) scopes.add(member);
+    } while (cursor !== "0");
+    const start = options.before?.checkpointId ? `(${hex(options.before.checkpointId)}` : "+";
+    const heads = [...scopes].map((member) => ({ member, upper: start, buffer: [] as string[], done: false }));
+    let left = options.limit ?? Infinity;
+    for (;;) {
+      for (const head of heads) {
+        if (head.buffer.length > 0 || head.done) continue;
+        const [t, ns] = head.member.split("$") as [string, string];
+        head.buffer = await this.client.zrevrangebylex(`idx$${t}$${ns}`, head.upper, "-", "LIMIT", 0, PAGE);
+        if (head.buffer.length < PAGE) head.done = true;
+        if (head.buffer.length > 0) head.upper = `(${head.buffer.at(-1)}`;
+      }
+      const live = heads.filter((head) => head.buffer.length > 0);
+      if (live.length === 0) return;
+      const next = live.reduce((best, head) => (head.buffer[0]! > best.buffer[0]! ? head : best));
+      const id = next.buffer.shift()!;
+      const [t, ns] = next.member.split("$") as [string, string];
+      if (config.checkpointId !== undefined && unhex(id) !== config.checkpointId) continue;
+      for (const tuple of await this.load(unhex(t), unhex(ns), [id])) {
+        if (!accept(tuple)) continue;
+        yield tuple;
+        if (--left <= 0) return;
+      }
+    }
+  }
+
   async deleteThread(threadId: string): Promise<void> {
+    if (typeof threadId !== "string" || threadId === "") throw new RedisSaverError("deleteThread needs a thread id");
     const t = hex(threadId);
     let cursor = "0";
     do {
@@ -115,6 +168,13 @@ export class RedisSaver {
       const mine = [...new Set(found)].filter((key) => key.split("$")[1] === t);
       if (mine.length > 0) await this.client.unlink(...mine);
     } while (cursor !== "0");
+    const scopes: string[] = [];
+    do {
+      const [next, found] = await this.client.sscan(SCOPES, cursor, "MATCH", `${t}$*`, "COUNT", 500);
+      cursor = next;
+      scopes.push(...found);
+    } while (cursor !== "0");
+    if (scopes.length > 0) await this.client.srem(SCOPES, ...scopes);
   }
 
   private filter(filter: Record<string, unknown>): (tuple: CheckpointTuple) => boolean {
