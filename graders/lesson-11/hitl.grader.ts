@@ -22,6 +22,8 @@ import {
   expectNoStack,
   expectRefusal,
   expectReview,
+  expectFieldNamed,
+  expectStages,
   expectStream,
   fail,
   json,
@@ -51,6 +53,17 @@ const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
 function bodyOfBytes(body: Record<string, unknown>, field: string, bytes: number): string {
   const base = Buffer.byteLength(JSON.stringify({ ...body, [field]: "" }));
   return JSON.stringify({ ...body, [field]: "x".repeat(bytes - base) });
+}
+
+/**
+ * A body of exactly the limit (padded in query, with a mistyped enable_human_review) is read whole and
+ * refused for a field, not as malformed JSON: a reader that drops the chunk reaching the limit fails here.
+ */
+function expectReadWhole(answer: Exchange, what: string): void {
+  const message = (answer.json as { error?: { message?: unknown } } | undefined)?.error?.message;
+  if (typeof message !== "string" || !/query|enable_human_review/.test(message)) {
+    fail(`${what}: a body of exactly the limit must be read whole, and refused for its field (query or enable_human_review), not as malformed JSON; got ${describeExchange(answer)}.`);
+  }
 }
 
 /** Overwrites the start of the SQLite file and its WAL files in place (same inodes, so open connections see it). */
@@ -117,6 +130,7 @@ grader.core(
     const review = expectReview(await chat(server, who, newQuery()), "The first turn");
     const answer = await resume(server, who, "approve");
     const final = expectFinal(answer, "POST /graph/resume with action approve");
+    expectStages(answer, ["approved", "published"], "POST /graph/resume with action approve");
     if (final.status !== "published") fail(`After approve, final_result.status must be "published"; got ${json(final.status)}.`);
     const drafts = effectCalls(server, who, "writeDraft");
     if (drafts.length !== 1) {
@@ -143,7 +157,9 @@ grader.core(
     const server = await sharedServer(api, check);
     const who = newSession();
     expectReview(await chat(server, who, newQuery()), "The first turn");
-    const final = expectFinal(await resume(server, who, "reject"), "POST /graph/resume with action reject");
+    const rejected = await resume(server, who, "reject");
+    const final = expectFinal(rejected, "POST /graph/resume with action reject");
+    expectStages(rejected, ["rejected"], "POST /graph/resume with action reject");
     if (final.status !== "rejected") fail(`After reject, final_result.status must be "rejected"; got ${json(final.status)}.`);
     if (final.result !== null) fail(`After reject nothing was published, so final_result.result must be null; got ${json(final.result)}.`);
     const published = effectCalls(server, who, "publish");
@@ -173,7 +189,7 @@ grader.core(
       const answer = await send(server, path, body);
       const what = `POST ${path} with ${json(body)}`;
       expectRefusal(answer, [400], what);
-      if (!answer.text.includes(field)) fail(`${what}: the 400 answer must name the field "${field}"; got ${describeExchange(answer)}.`);
+      expectFieldNamed(answer, field, what);
     }
     for (const path of [CHAT_PATH, RESUME_PATH]) {
       const malformed = await send(server, path, `{"user_id": "${who.user_id}", "session_id": `);
@@ -191,6 +207,8 @@ grader.core(
       const answer = await send(server, CHAT_PATH, bodyOfBytes({ ...who, enable_human_review: "yes", query: "" }, "query", bytes));
       const what = `POST ${CHAT_PATH} with a body of ${bytes} bytes (the default maxBodyBytes is ${DEFAULT_MAX_BODY_BYTES}) and a mistyped enable_human_review`;
       expectRefusal(answer, extra === 0 ? [400] : [413], what);
+      // Refused for its field, so all of it was read: a body of exactly the limit is accepted.
+      if (extra === 0) expectReadWhole(answer, what);
     }
     if (effectCalls(server, who, "writeDraft").length > 0) fail("A request refused by validation still ran the graph (writeDraft was called); validate before running anything.");
   },
@@ -207,7 +225,9 @@ grader.core(
     const unknown = newSession();
     expectRefusal(await resume(server, unknown, "approve"), [404], "POST /graph/resume for a session that never started");
     const finished = newSession();
-    expectFinal(await chat(server, finished, newQuery(), false), "A turn with enable_human_review: false");
+    const unreviewed = await chat(server, finished, newQuery(), false);
+    expectFinal(unreviewed, "A turn with enable_human_review: false");
+    expectStages(unreviewed, ["drafted", "checked", "published"], "A turn with enable_human_review: false");
     expectRefusal(await resume(server, finished, "approve"), [409], "POST /graph/resume for a session whose turn finished without a review");
     if (effectCalls(server, finished, "publish").length !== 1) {
       fail("The resume with nothing pending ran publish again; refuse it without running the graph.");
@@ -241,8 +261,9 @@ grader.core(
       );
     }
     const otherTurn = effectCalls(server, other, "writeDraft").at(-1);
-    if (!isDeepStrictEqual(userMessages(otherTurn?.messages), [elsewhere])) {
-      fail(`A new session must start with only its own message [${json(elsewhere)}]; writeDraft saw ${json(userMessages(otherTurn?.messages))}.`);
+    const alone = [{ role: "user", content: elsewhere }];
+    if (!isDeepStrictEqual(otherTurn?.messages, alone)) {
+      fail(`A new session's first turn must see exactly its own message, ${json(alone)}; writeDraft saw ${json(otherTurn?.messages)}.`);
     }
   },
 );
@@ -396,6 +417,12 @@ grader.excellence(
     if (replayed !== true) {
       fail(`The repeated approve is answered from the checkpoint, so its final_result must say replayed: true (the first one ran publish); it sent ${json(second)}.`);
     }
+    // A retried reject is the same kind of retry: the recorded outcome again, not a 409.
+    const rejecter = newSession();
+    expectReview(await chat(server, rejecter, newQuery()), "Another session's first turn");
+    expectFinal(await resume(server, rejecter, "reject"), "A reject");
+    const rejectedAgain = expectFinal(await resume(server, rejecter, "reject"), "The same reject sent again");
+    if (rejectedAgain.status !== "rejected") fail(`The repeated reject must return the recorded outcome, status "rejected"; it returned ${json(rejectedAgain)}.`);
   },
 );
 
@@ -439,7 +466,9 @@ grader.excellence(
     const who = newSession();
     const review = expectReview(await chat(server, who, newQuery()), "The first turn");
     const edited = { title: review.pending_action.args.title, body: `${review.pending_action.args.body} (edited: ${newQuery()})` };
-    const final = expectFinal(await resume(server, who, "edit", { edited_args: edited }), "POST /graph/resume with action edit");
+    const editedAnswer = await resume(server, who, "edit", { edited_args: edited });
+    const final = expectFinal(editedAnswer, "POST /graph/resume with action edit");
+    expectStages(editedAnswer, ["edited", "published"], "POST /graph/resume with action edit");
     if (final.status !== "published") fail(`After edit, final_result.status must be "published"; got ${json(final.status)}.`);
     const published = effectCalls(server, who, "publish");
     if (published.length !== 1 || !isDeepStrictEqual(published[0]?.args, edited)) {
@@ -473,6 +502,13 @@ grader.excellence(
     const again = expectReview(await chat(server, who, newQuery()), "A new message in the session after its review expired");
     expectFinal(await resume(server, who, "approve", { review_id: again.review_id }), "An approve of the new review");
     if (effectCalls(server, who, "publish").length !== 1) fail(`After the expiry, the new review's approve must publish once; publish ran ${effectCalls(server, who, "publish").length} times.`);
+    // A review nobody answered: the first thing after its deadline is a new message, which must start a new turn too.
+    const silent = newSession();
+    expectReview(await chat(server, silent, newQuery()), "Another session's first turn");
+    await server.advanceClock(REVIEW_TTL_MS + 1000);
+    const fresh = expectReview(await chat(server, silent, newQuery()), "A new message after the session's unanswered review expired (nobody answered it)");
+    expectFinal(await resume(server, silent, "approve", { review_id: fresh.review_id }), "An approve of the review the new message asked for");
+    if (effectCalls(server, silent, "publish").length !== 1) fail("The approve of the new review must publish once.");
   },
 );
 
@@ -552,9 +588,7 @@ grader.excellence(
       const answer = await send(server, path, body);
       const what = `POST ${path} with ${json(body)}`;
       expectRefusal(answer, [400], what);
-      if (!answer.text.includes(field)) fail(`${what}: the 400 answer must name the field "${field}"; got ${describeExchange(answer)}.`);
-      const named = (answer.json as { error?: { field?: unknown } } | undefined)?.error?.field;
-      if (named !== field) fail(`${what}: the 400 answer's error.field must be "${field}", so a client can point at it; it was ${json(named)}.`);
+      expectFieldNamed(answer, field, what, { inField: true });
     }
     if (effectCalls(server, who, "writeDraft").length !== 1 || effectCalls(server, who, "publish").length > 0) {
       fail("A request refused for its body still ran something (writeDraft or publish); validate before running anything.");
@@ -722,6 +756,13 @@ grader.excellence(
     if (replies.at(-1) !== fields(approved).reply) {
       fail(`The reply of the approved turn, ${json(fields(approved).reply)}, must be the assistant message the conversation keeps; the next turn saw the assistant messages ${json(replies)}.`);
     }
+    // The same for a later turn: its reply is its own newest message, not an earlier turn's.
+    expectFinal(await chat(server, who, newQuery(), false), "A third turn without review");
+    const later = effectCalls(server, who, "writeDraft").at(-1)?.messages;
+    const laterReplies = Array.isArray(later) ? later.filter((m) => m?.role === "assistant").map((m) => m?.content) : [];
+    if (laterReplies.at(-1) !== fields(next).reply) {
+      fail(`The reply of the second turn, ${json(fields(next).reply)}, must be the assistant message that turn added; the third turn saw the assistant messages ${json(laterReplies)}.`);
+    }
   },
 );
 
@@ -743,8 +784,9 @@ grader.excellence(
       const answer = await request(server, method, path);
       const what = `${method} ${path}`;
       if (answer.status !== status) fail(`${what}: expected status ${status}; got ${answer.status === 0 ? `no answer ${answer.text}` : `status ${answer.status}, body ${answer.text}`}.`);
-      if (typeof (answer.json as { error?: { message?: unknown } } | undefined)?.error?.message !== "string") {
-        fail(`${what}: the ${status} must be a JSON body { error: { code, message } }; got ${answer.text === "" ? "an empty body" : answer.text}.`);
+      const error = (answer.json as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+      if (typeof error?.code !== "string" || error.code === "" || typeof error.message !== "string" || error.message === "") {
+        fail(`${what}: the ${status} must be a JSON body { error: { code, message } } with a stable code and a sentence for the caller; got ${answer.text === "" ? "an empty body" : answer.text}.`);
       }
     }
   },
@@ -795,6 +837,38 @@ grader.excellence(
 );
 
 grader.excellence(
+  "the options' documented defaults and limits hold: a review waits 15 minutes unless reviewTtlMs says otherwise, and maxBodyBytes is the body limit",
+  {
+    hint: "Fill every option left out with the default the contract documents (reviewTtlMs 15 minutes, maxBodyBytes 64 KiB, now Date.now), and use the value given otherwise: options ?? default, never options && default.",
+    section: "validating-requests",
+    // Starts a server process of its own (other options than the shared one).
+    timeout: 20_000,
+  },
+  async (_api, check) => {
+    const limit = 2048;
+    const server = await ownServer(check, { serverOptions: { maxBodyBytes: limit } });
+    const who = newSession();
+    const before = Date.now();
+    const answer = await chat(server, who, newQuery());
+    const after = Date.now();
+    expectReview(answer, "The first turn on a server created without reviewTtlMs");
+    const expiresAt = (answer.events.find((event) => event.event === "human_review_required")?.data as { expires_at?: unknown }).expires_at;
+    const expires = typeof expiresAt === "string" ? Date.parse(expiresAt) : Number.NaN;
+    const fifteenMinutes = 15 * 60 * 1000;
+    if (!Number.isFinite(expires) || expires < before + fifteenMinutes - 1000 || expires > after + fifteenMinutes + 1000) {
+      fail(`Without reviewTtlMs a review waits the documented default of 15 minutes: expires_at must be 15 minutes after it was asked; it was ${json(expiresAt)}.`);
+    }
+    for (const extra of [0, 1]) {
+      const bytes = limit + extra;
+      const refused = await send(server, CHAT_PATH, bodyOfBytes({ ...newSession(), enable_human_review: "yes", query: "" }, "query", bytes));
+      const what = `POST ${CHAT_PATH} with a body of ${bytes} bytes to a server created with maxBodyBytes ${limit} (and a mistyped enable_human_review)`;
+      expectRefusal(refused, extra === 0 ? [400] : [413], what);
+      if (extra === 0) expectReadWhole(refused, what);
+    }
+  },
+);
+
+grader.excellence(
   "bad server options are refused when the server is created, naming the option",
   {
     hint: "Validate createHitlServer's options (a zod schema) and throw HitlConfigError naming the option: a negative reviewTtlMs or a missing effect is a deploy mistake to catch at start, not at the first review.",
@@ -807,6 +881,7 @@ grader.excellence(
       { options: { dbPath: newDbPath(check), effects, reviewTtlMs: -5 }, names: "reviewTtlMs" },
       { options: { dbPath: newDbPath(check), effects: { writeDraft: effects.writeDraft, checkPolicy: effects.checkPolicy } }, names: "publish" },
       { options: { dbPath: "", effects }, names: "dbPath" },
+      { options: { dbPath: newDbPath(check), effects: { ...effects, publish: "https://example.test/publish" } }, names: "publish" },
     ];
     for (const { options, names } of cases) {
       let thrown: unknown;
@@ -819,6 +894,7 @@ grader.excellence(
       if (!message.includes(names)) {
         fail(`createHitlServer with a bad ${names} must throw an error naming "${names}"; ${thrown ? `it threw ${json(message)}` : "it started a server"}.`);
       }
+      if ((thrown as Error).name !== "HitlConfigError") fail(`createHitlServer with a bad ${names} must throw a HitlConfigError (the class the starter exports); it threw a ${(thrown as Error).name}.`);
     }
   },
 );

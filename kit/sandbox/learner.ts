@@ -136,7 +136,7 @@ export class LearnerProcess {
       // Mutation testing only: coverage of the instrumented reference (see kit/mutation/setup.ts and host.ts).
       if (mutationHooks.onCoverage && (message as { op?: string }).op === "stryker-coverage") {
         const { atLoad, reached } = message as { atLoad: boolean; reached: Record<string, number> };
-        return mutationHooks.onCoverage(reached, atLoad);
+        return mutationHooks.onCoverage(reached, atLoad || sharedSetups > 0);
       }
       void this.peer.receive(message as Message);
     });
@@ -298,6 +298,25 @@ function learnerEnv(scratch: string, sandboxed: boolean): NodeJS.ProcessEnv {
  * Unset otherwise, and then such a message is an ordinary (unknown) message.
  */
 export const mutationHooks: { onCoverage?: (reached: Record<string, number>, atLoad: boolean) => void } = {};
+
+let sharedSetups = 0;
+
+/**
+ * Runs `build`, a call into a learner process that sets up something later checks
+ * share (a server the independent checks all talk to). Mutation testing only: what
+ * the learner's code reached meanwhile is credited like load-time coverage, to every
+ * check, because every check that uses the shared thing depends on how it was built;
+ * credited to the one check that happened to build it, a mutant in the server's
+ * options would be tried against that check alone. Otherwise it just runs `build`.
+ */
+export async function sharedSetup<T>(build: () => Promise<T>): Promise<T> {
+  sharedSetups += 1;
+  try {
+    return await build();
+  } finally {
+    sharedSetups -= 1;
+  }
+}
 
 /**
  * Mutation testing only: asks every running learner process for the coverage it has not

@@ -10,7 +10,7 @@ import { z } from "zod";
 import type { CheckContext } from "#harness/check.ts";
 import { describeExchange, post, reach, type Exchange, type RequestOptions } from "#harness/http.ts";
 import { failWithSeed as fail, seededRandom } from "#harness/seed.ts";
-import type { LearnerProcess } from "../../../kit/sandbox/learner.ts";
+import { sharedSetup, type LearnerProcess } from "../../../kit/sandbox/learner.ts";
 import type * as Api from "../../../solutions/lesson-11/hitl/index.ts";
 import { Ledger, type EffectName, type LedgerEntry } from "./fixture.ts";
 
@@ -53,20 +53,31 @@ export function newDbPath(check: CheckContext<HitlApi>): string {
   return join(check.scratch, `${opaque()}.db`);
 }
 
+export interface StartOptions {
+  dbPath?: string;
+  /** A restart passes the old ledger. */
+  ledger?: Ledger;
+  /** createHitlServer's other options; by default reviewTtlMs REVIEW_TTL_MS and nothing else. */
+  serverOptions?: Record<string, unknown>;
+  /** The server later checks share (see sharedSetup). */
+  shared?: boolean;
+}
+
 /**
  * Starts the submission's server in `learner` (whose module is `api`) on
- * `dbPath`, recording into `ledger` (a new one unless given: a restart passes the old one).
+ * `dbPath`, recording into `ledger` (a new one unless given).
  */
 export async function startHitl(
   check: CheckContext<HitlApi>,
   learner: LearnerProcess,
   api: HitlApi,
-  { dbPath = newDbPath(check), ledger = new Ledger() }: { dbPath?: string; ledger?: Ledger } = {},
+  { dbPath = newDbPath(check), ledger = new Ledger(), serverOptions = { reviewTtlMs: REVIEW_TTL_MS }, shared = false }: StartOptions = {},
 ): Promise<HitlServer> {
   const fixture = await check.fixture<LearnerFixture>(FIXTURE, learner);
   let port: number;
   try {
-    port = await fixture.start(api.createHitlServer as never, { dbPath, effects: ledger.effects(), reviewTtlMs: REVIEW_TTL_MS });
+    const start = () => fixture.start(api.createHitlServer as never, { dbPath, effects: ledger.effects(), ...serverOptions });
+    port = await (shared ? sharedSetup(start) : start());
   } catch (error) {
     fail(`Your server did not start: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`);
   }
@@ -87,7 +98,7 @@ let shared: { learner: LearnerProcess; server: Promise<HitlServer> } | undefined
 /** The server the independent checks share (each uses its own sessions), in the shared learner process. */
 export function sharedServer(api: HitlApi, check: CheckContext<HitlApi>): Promise<HitlServer> {
   if (!shared || shared.learner !== check.learner || !check.learner.running) {
-    shared = { learner: check.learner, server: startHitl(check, check.learner, api) };
+    shared = { learner: check.learner, server: startHitl(check, check.learner, api, { shared: true }) };
     // A server that failed to start is retried by the next check, which then reports the same failure.
     shared.server.catch(() => (shared = undefined));
   }
@@ -95,7 +106,7 @@ export function sharedServer(api: HitlApi, check: CheckContext<HitlApi>): Promis
 }
 
 /** A server in a learner process of its own: a check that kills it harms no other check. */
-export async function ownServer(check: CheckContext<HitlApi>, options: { dbPath?: string; ledger?: Ledger } = {}): Promise<HitlServer> {
+export async function ownServer(check: CheckContext<HitlApi>, options: Omit<StartOptions, "shared"> = {}): Promise<HitlServer> {
   const { learner, api } = await check.spawn();
   return startHitl(check, learner, api, options);
 }
@@ -187,6 +198,25 @@ export function expectStream(exchange: Exchange, what: string): void {
 
 export function stagesOf(exchange: Exchange): string[] {
   return exchange.events.filter((event) => event.event === "stage").map((event) => stageEventSchema.safeParse(event.data).data?.stage ?? "(unreadable)");
+}
+
+/** The contract's stage values, in this order (other stage events may come in between). */
+export function expectStages(exchange: Exchange, expected: string[], what: string): void {
+  const stages = stagesOf(exchange);
+  let at = 0;
+  for (const stage of stages) if (stage === expected[at]) at += 1;
+  if (at < expected.length) {
+    fail(`${what}: the stream must send the stage events ${expected.map((stage) => json(stage)).join(", ")} in that order; the stages were [${stages.map((stage) => json(stage)).join(", ")}].`);
+  }
+}
+
+/** Asserts that a 400 names `field` in its message (what a person reads) and, where asked, in error.field. */
+export function expectFieldNamed(exchange: Exchange, field: string, what: string, { inField = false } = {}): void {
+  const error = (exchange.json as { error?: { message?: unknown; field?: unknown } } | undefined)?.error;
+  if (typeof error?.message !== "string" || !error.message.includes(field)) {
+    fail(`${what}: the 400's error.message must name the field "${field}", so the caller knows what to fix; got ${describeExchange(exchange)}.`);
+  }
+  if (inField && error.field !== field) fail(`${what}: the 400 answer's error.field must be "${field}", so a client can point at it; it was ${json(error.field)}.`);
 }
 
 /** The `human_review_required` event of a stream that must stop for review. */

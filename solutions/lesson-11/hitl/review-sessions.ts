@@ -165,18 +165,15 @@ export class ReviewSessions {
   }
 
   private async streamRun(events: RunEvents, sink: EventSink, sessionId: string): Promise<void> {
-    let lastStage = "received";
     let finalState: TurnState | undefined;
     try {
       for await (const event of events) {
         if (event.type === "update") {
-          const stage = (event.update as Partial<TurnState> | undefined)?.stage;
-          if (stage === undefined) continue;
-          lastStage = stage;
-          sink.send("stage", { session_id: sessionId, node: event.node, stage });
+          // Every node of the graph writes its stage.
+          sink.send("stage", { session_id: sessionId, node: event.node, stage: (event.update as TurnState).stage });
         } else if (event.type === "interrupt") {
           sink.send("human_review_required", reviewRequiredEvent(sessionId, event.value as ReviewRequest));
-        } else if (event.type === "final") {
+        } else {
           finalState = event.state as TurnState;
         }
       }
@@ -185,11 +182,11 @@ export class ReviewSessions {
       }
     } catch (error) {
       // Stryker disable next-line StringLiteral: the text of a server-side log line, never sent to the client
-      this.options.logError(`hitl: the run of session ${sessionId} failed after stage "${lastStage}"`, error);
+      this.options.logError(`hitl: the run of session ${sessionId} failed`, error);
       sink.send("error", {
         session_id: sessionId,
         code: "graph_failed",
-        message: `The run failed after stage "${lastStage}"; the conversation is saved. Send the message again to retry.`,
+        message: "The run failed; the conversation is saved. Send the message again to retry.",
         retryable: true,
       });
     } finally {
@@ -233,12 +230,13 @@ function reviewRequiredEvent(sessionId: string, review: ReviewRequest): HumanRev
 }
 
 function finalResult(state: TurnState): FinalResultEvent {
-  const lastReply = state.messages.findLast((message) => message.role === "assistant");
+  // A published or rejected turn always ends with the reply it added.
+  const lastReply = state.messages.at(-1)!;
   return {
     session_id: state.session_id,
     status: state.status === "published" ? "published" : "rejected",
     review_id: state.review?.id ?? null,
     result: state.result,
-    reply: lastReply?.content ?? "",
+    reply: lastReply.content,
   };
 }

@@ -6,16 +6,12 @@
 import { z } from "zod";
 import { HttpError } from "./http-io.ts";
 
-const id = (what: string) =>
-  z
-    .string()
-    .min(1, `${what} must not be empty`)
-    .max(128, `${what} must be at most 128 characters`);
+const id = z.string().min(1).max(128);
 
 export const chatStreamBody = z.strictObject({
-  user_id: id("user_id"),
-  session_id: id("session_id"),
-  query: z.string().min(1, "query must not be empty").max(8000, "query must be at most 8000 characters"),
+  user_id: id,
+  session_id: id,
+  query: z.string().min(1).max(8000),
   /** Review is on unless the caller turns it off: the safe default for a side-effecting graph. */
   enable_human_review: z.boolean().default(true),
 });
@@ -31,8 +27,8 @@ const editedArgs = z
 
 export const resumeBody = z
   .strictObject({
-    user_id: id("user_id"),
-    session_id: id("session_id"),
+    user_id: id,
+    session_id: id,
     action: z.enum(["approve", "reject", "edit"]),
     approved: z.boolean(),
     /** For `edit`: the fields of the pending action's arguments to replace. */
@@ -42,11 +38,7 @@ export const resumeBody = z
   })
   .superRefine((body, ctx) => {
     if (body.approved !== (body.action !== "reject")) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["approved"],
-        message: `approved must be ${body.action !== "reject"} when action is "${body.action}"`,
-      });
+      ctx.addIssue({ code: "custom", path: ["approved"], message: "approved must be true for approve and edit, false for reject" });
     }
     if (body.action === "edit" && body.edited_args === undefined) {
       ctx.addIssue({ code: "custom", path: ["edited_args"], message: 'edited_args is required when action is "edit"' });
@@ -61,15 +53,9 @@ export type ResumeBody = z.infer<typeof resumeBody>;
 export function parseBody<T>(schema: z.ZodType<T>, raw: unknown): T {
   const parsed = schema.safeParse(raw);
   if (parsed.success) return parsed.data;
-  // A failed parse reports at least one issue.
+  // A failed parse reports at least one issue. An unknown key is reported on its object: name the key itself.
   const issue = parsed.error.issues[0]!;
-  const unknownKeys = issue.code === "unrecognized_keys" ? issue.keys : [];
-  const field = unknownKeys[0] ?? (issue.path.length > 0 ? issue.path.join(".") : undefined);
-  const message =
-    unknownKeys.length > 0
-      ? `Unknown field ${unknownKeys.map((key) => `"${key}"`).join(", ")}; check the spelling against the API.`
-      : field === undefined
-        ? `The request body must be a JSON object: ${issue.message}.`
-        : `Field "${field}" is invalid: ${issue.message}.`;
+  const field = issue.code === "unrecognized_keys" ? issue.keys[0] : issue.path.join(".") || undefined;
+  const message = field === undefined ? `The request body must be a JSON object: ${issue.message}.` : `Field "${field}": ${issue.message}.`;
   throw new HttpError(400, "invalid_body", message, field);
 }

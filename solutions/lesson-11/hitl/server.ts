@@ -17,19 +17,15 @@ export class HitlConfigError extends Error {
   override name = "HitlConfigError";
 }
 
-const fn = (what: string) => z.custom<(...args: never[]) => unknown>((value) => typeof value === "function", `${what} must be a function`);
+const fn = z.custom<(...args: never[]) => unknown>((value) => typeof value === "function", "must be a function");
 
 const optionsSchema = z.object({
-  dbPath: z.string().min(1, "dbPath must name the SQLite file of the checkpointer"),
-  effects: z.object({
-    writeDraft: fn("effects.writeDraft"),
-    checkPolicy: fn("effects.checkPolicy"),
-    publish: fn("effects.publish"),
-  }),
+  dbPath: z.string().min(1),
+  effects: z.object({ writeDraft: fn, checkPolicy: fn, publish: fn }),
   reviewTtlMs: z.number().int().positive().optional(),
-  now: fn("now").optional(),
+  now: fn.optional(),
   maxBodyBytes: z.number().int().positive().optional(),
-  logError: fn("logError").optional(),
+  logError: fn.optional(),
 });
 
 /** Options after validation, with every default filled in. */
@@ -45,8 +41,9 @@ export interface HitlSettings {
 export function resolveSettings(options: HitlServerOptions): HitlSettings {
   const checked = optionsSchema.safeParse(options);
   if (!checked.success) {
-    const issue = checked.error.issues[0];
-    throw new HitlConfigError(`createHitlServer: ${issue?.path.join(".") || "options"}: ${issue?.message ?? "invalid options"}.`);
+    // A failed parse reports at least one issue; an empty path is the options argument itself.
+    const issue = checked.error.issues[0]!;
+    throw new HitlConfigError(`createHitlServer: ${issue.path.join(".") || "options"}: ${issue.message}.`);
   }
   return {
     dbPath: options.dbPath,
