@@ -19,7 +19,7 @@ import { loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, test } from "vitest";
 import { compileLearner, CompileError, type Build } from "../../kit/sandbox/compile.ts";
-import { detectSandbox, LearnerProcess, mutationHooks, pathInLearner, type SandboxMode } from "../../kit/sandbox/learner.ts";
+import { detectSandbox, flushLearnerCoverage, LearnerProcess, mutationHooks, pathInLearner, type SandboxMode } from "../../kit/sandbox/learner.ts";
 import { ImplementationLoadError, implementationDir } from "./implementation.ts";
 import { activity, noteActivity, servicesDir } from "./services.ts";
 import { appendFileSync } from "node:fs";
@@ -285,7 +285,7 @@ export function defineGrader<Api>(options: GraderOptions): Grader<Api> {
         finished = true;
         // Mutation testing only: what a spawned process reached without a message (the HTTP requests its
         // server answered) is collected before the kill, or it would be credited to no check at all.
-        if (mutationHooks.onCoverage) await Promise.all(spawned.filter((learner) => learner.running).map((learner) => learner.responsive(2_000)));
+        if (mutationHooks.onCoverage) await flushLearnerCoverage();
         for (const learner of spawned) learner.kill("SIGKILL");
         // A learner process that is stuck would hold up every later check: start the next one afresh.
         if (shared && shared.learner.running && !(await shared.learner.responsive(1_000 * (s?.slowness ?? 1)))) {

@@ -22,6 +22,7 @@ import {
   expectNoStack,
   expectRefusal,
   expectReview,
+  errorBodySchema,
   expectFieldNamed,
   expectStages,
   expectStream,
@@ -41,6 +42,8 @@ import {
   send,
   request,
   type HitlApi,
+  type HitlServer,
+  type Who,
 } from "./hitl/driver.ts";
 import { closeSync, existsSync, openSync, writeSync } from "node:fs";
 import { isDeepStrictEqual } from "node:util";
@@ -56,14 +59,28 @@ function bodyOfBytes(body: Record<string, unknown>, field: string, bytes: number
 }
 
 /**
- * A body of exactly the limit (padded in query, with a mistyped enable_human_review) is read whole and
- * refused for a field, not as malformed JSON: a reader that drops the chunk reaching the limit fails here.
+ * The body limit itself: one byte over `limit` is a 413; a body of exactly `limit` (padded in query,
+ * with a mistyped enable_human_review) is read whole and refused for a field, not as malformed JSON,
+ * so a reader that drops the chunk reaching the limit fails here.
  */
-function expectReadWhole(answer: Exchange, what: string): void {
-  const message = (answer.json as { error?: { message?: unknown } } | undefined)?.error?.message;
-  if (typeof message !== "string" || !/query|enable_human_review/.test(message)) {
-    fail(`${what}: a body of exactly the limit must be read whole, and refused for its field (query or enable_human_review), not as malformed JSON; got ${describeExchange(answer)}.`);
+async function expectBodyLimit(server: HitlServer, who: Who, limit: number, which: string): Promise<void> {
+  for (const extra of [0, 1]) {
+    const bytes = limit + extra;
+    const answer = await send(server, CHAT_PATH, bodyOfBytes({ ...who, enable_human_review: "yes", query: "" }, "query", bytes));
+    const what = `POST ${CHAT_PATH} with a body of ${bytes} bytes (${which}) and a mistyped enable_human_review`;
+    expectRefusal(answer, extra === 0 ? [400] : [413], what);
+    const message = (answer.json as { error?: { message?: unknown } } | undefined)?.error?.message;
+    if (extra === 0 && (typeof message !== "string" || !/query|enable_human_review/.test(message))) {
+      fail(`${what}: a body of exactly the limit must be read whole, and refused for its field (query or enable_human_review), not as malformed JSON; got ${describeExchange(answer)}.`);
+    }
   }
+}
+
+/** Whether human_review_required's expires_at is `ttlMs` after a moment between `before` and `after` (1 s of slack either side). */
+function expiresAfter(answer: Exchange, ttlMs: number, before: number, after: number): { ok: boolean; sent: unknown } {
+  const sent = (answer.events.find((event) => event.event === "human_review_required")?.data as { expires_at?: unknown } | undefined)?.expires_at;
+  const expires = typeof sent === "string" ? Date.parse(sent) : Number.NaN;
+  return { ok: Number.isFinite(expires) && expires >= before + ttlMs - 1000 && expires <= after + ttlMs + 1000, sent };
 }
 
 /** Overwrites the start of the SQLite file and its WAL files in place (same inodes, so open connections see it). */
@@ -201,15 +218,7 @@ grader.core(
     }
     const oversize = await send(server, CHAT_PATH, { ...who, query: "x".repeat(256 * 1024) });
     expectRefusal(oversize, [413], `POST ${CHAT_PATH} with a 256 KiB body`);
-    // The limit itself: "larger than maxBodyBytes" is refused, a body of exactly the limit is read (and refused here for its mistyped field).
-    for (const extra of [0, 1]) {
-      const bytes = DEFAULT_MAX_BODY_BYTES + extra;
-      const answer = await send(server, CHAT_PATH, bodyOfBytes({ ...who, enable_human_review: "yes", query: "" }, "query", bytes));
-      const what = `POST ${CHAT_PATH} with a body of ${bytes} bytes (the default maxBodyBytes is ${DEFAULT_MAX_BODY_BYTES}) and a mistyped enable_human_review`;
-      expectRefusal(answer, extra === 0 ? [400] : [413], what);
-      // Refused for its field, so all of it was read: a body of exactly the limit is accepted.
-      if (extra === 0) expectReadWhole(answer, what);
-    }
+    await expectBodyLimit(server, who, DEFAULT_MAX_BODY_BYTES, `the default maxBodyBytes is ${DEFAULT_MAX_BODY_BYTES}`);
     if (effectCalls(server, who, "writeDraft").length > 0) fail("A request refused by validation still ran the graph (writeDraft was called); validate before running anything.");
   },
 );
@@ -559,8 +568,7 @@ grader.excellence(
     const data = answer.events.find((event) => event.event === "human_review_required")?.data as Record<string, unknown>;
     const report = effectCalls(server, who, "checkPolicy").at(-1)?.report;
     if (!isDeepStrictEqual(data.policy, report)) fail(`human_review_required.policy must be what checkPolicy returned, ${json(report)}; it was ${json(data.policy)}.`);
-    const expires = typeof data.expires_at === "string" ? Date.parse(data.expires_at) : Number.NaN;
-    if (!Number.isFinite(expires) || expires < before + REVIEW_TTL_MS - 1000 || expires > after + REVIEW_TTL_MS + 1000) {
+    if (!expiresAfter(answer, REVIEW_TTL_MS, before, after).ok) {
       fail(`human_review_required.expires_at must be an ISO time reviewTtlMs (${REVIEW_TTL_MS} ms) after the server's now() when it asked; it was ${json(data.expires_at)}.`);
     }
     const allowed = Array.isArray(data.allowed_actions) ? [...data.allowed_actions].sort() : data.allowed_actions;
@@ -751,15 +759,18 @@ grader.excellence(
       if (fields(final).review_id !== reviewId) fail(`final_result of ${what} must carry review_id ${json(reviewId)}; it carried ${json(fields(final).review_id)}.`);
       if (typeof fields(final).reply !== "string" || fields(final).reply === "") fail(`final_result of ${what} must carry a reply sentence; it carried ${json(fields(final).reply)}.`);
     }
-    const seen = effectCalls(server, who, "writeDraft").at(-1)?.messages;
-    const replies = Array.isArray(seen) ? seen.filter((m) => m?.role === "assistant").map((m) => m?.content) : [];
-    if (replies.at(-1) !== fields(approved).reply) {
-      fail(`The reply of the approved turn, ${json(fields(approved).reply)}, must be the assistant message the conversation keeps; the next turn saw the assistant messages ${json(replies)}.`);
+    // What the session's latest turn saw as the assistant's messages.
+    const replies = () => {
+      const seen = effectCalls(server, who, "writeDraft").at(-1)?.messages;
+      return Array.isArray(seen) ? seen.filter((m) => m?.role === "assistant").map((m) => m?.content) : [];
+    };
+    const afterApproved = replies();
+    if (afterApproved.at(-1) !== fields(approved).reply) {
+      fail(`The reply of the approved turn, ${json(fields(approved).reply)}, must be the assistant message the conversation keeps; the next turn saw the assistant messages ${json(afterApproved)}.`);
     }
     // The same for a later turn: its reply is its own newest message, not an earlier turn's.
     expectFinal(await chat(server, who, newQuery(), false), "A third turn without review");
-    const later = effectCalls(server, who, "writeDraft").at(-1)?.messages;
-    const laterReplies = Array.isArray(later) ? later.filter((m) => m?.role === "assistant").map((m) => m?.content) : [];
+    const laterReplies = replies();
     if (laterReplies.at(-1) !== fields(next).reply) {
       fail(`The reply of the second turn, ${json(fields(next).reply)}, must be the assistant message that turn added; the third turn saw the assistant messages ${json(laterReplies)}.`);
     }
@@ -784,8 +795,7 @@ grader.excellence(
       const answer = await request(server, method, path);
       const what = `${method} ${path}`;
       if (answer.status !== status) fail(`${what}: expected status ${status}; got ${answer.status === 0 ? `no answer ${answer.text}` : `status ${answer.status}, body ${answer.text}`}.`);
-      const error = (answer.json as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
-      if (typeof error?.code !== "string" || error.code === "" || typeof error.message !== "string" || error.message === "") {
+      if (!errorBodySchema.safeParse(answer.json).success) {
         fail(`${what}: the ${status} must be a JSON body { error: { code, message } } with a stable code and a sentence for the caller; got ${answer.text === "" ? "an empty body" : answer.text}.`);
       }
     }
@@ -852,19 +862,11 @@ grader.excellence(
     const answer = await chat(server, who, newQuery());
     const after = Date.now();
     expectReview(answer, "The first turn on a server created without reviewTtlMs");
-    const expiresAt = (answer.events.find((event) => event.event === "human_review_required")?.data as { expires_at?: unknown }).expires_at;
-    const expires = typeof expiresAt === "string" ? Date.parse(expiresAt) : Number.NaN;
-    const fifteenMinutes = 15 * 60 * 1000;
-    if (!Number.isFinite(expires) || expires < before + fifteenMinutes - 1000 || expires > after + fifteenMinutes + 1000) {
-      fail(`Without reviewTtlMs a review waits the documented default of 15 minutes: expires_at must be 15 minutes after it was asked; it was ${json(expiresAt)}.`);
+    const expiry = expiresAfter(answer, 15 * 60 * 1000, before, after);
+    if (!expiry.ok) {
+      fail(`Without reviewTtlMs a review waits the documented default of 15 minutes: expires_at must be 15 minutes after it was asked; it was ${json(expiry.sent)}.`);
     }
-    for (const extra of [0, 1]) {
-      const bytes = limit + extra;
-      const refused = await send(server, CHAT_PATH, bodyOfBytes({ ...newSession(), enable_human_review: "yes", query: "" }, "query", bytes));
-      const what = `POST ${CHAT_PATH} with a body of ${bytes} bytes to a server created with maxBodyBytes ${limit} (and a mistyped enable_human_review)`;
-      expectRefusal(refused, extra === 0 ? [400] : [413], what);
-      if (extra === 0) expectReadWhole(refused, what);
-    }
+    await expectBodyLimit(server, newSession(), limit, `to a server created with maxBodyBytes ${limit}`);
   },
 );
 

@@ -56,11 +56,12 @@
  * - a new process on the same SQLite file (the old one killed with SIGKILL right after it
  *   asked) resumes a pending review: nothing about a review may live only in memory;
  * - excellence: events are written as they happen (not buffered until the run ends);
- *   approving (or rejecting) twice returns the same final_result, and publishes once; two concurrent
- *   approves publish once; edit publishes the edited arguments; a review expires after
- *   reviewTtlMs (410), and a new message after the deadline starts a new turn whether or not
- *   anyone answered; options left out take the defaults below; checkPolicy runs once per review although the interrupted node
- *   re-runs on resume, also when a new process answers the review (a memo in memory is not enough).
+ *   approving (or rejecting) twice returns the same final_result, and publishes once; two
+ *   concurrent approves publish once; edit publishes the edited arguments; a review expires
+ *   after reviewTtlMs (410), and a new message after the deadline starts a new turn whether
+ *   or not anyone answered; options left out take the defaults below; checkPolicy runs once
+ *   per review although the interrupted node re-runs on resume, also when a new process
+ *   answers the review (a memo in memory is not enough).
  */
 import type { Server } from "node:http";
 

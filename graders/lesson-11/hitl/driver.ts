@@ -248,7 +248,7 @@ export function expectFinal(exchange: Exchange, what: string): FinalEvent {
   return parsed.data;
 }
 
-const errorBodySchema = z.object({ error: z.object({ code: z.string().min(1), message: z.string().min(1) }) });
+export const errorBodySchema = z.object({ error: z.object({ code: z.string().min(1), message: z.string().min(1) }) });
 
 /** Asserts a JSON error answer `{ error: { code, message } }` with one of `statuses`, and no stack trace in it. */
 export function expectRefusal(exchange: Exchange, statuses: number[], what: string): void {

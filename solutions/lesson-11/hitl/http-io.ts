@@ -90,7 +90,7 @@ export class SseStream {
   constructor(private readonly response: ServerResponse) {
     response.writeHead(200, {
       "content-type": "text/event-stream; charset=utf-8",
-      "cache-control": "no-cache",
+      "cache-control": "no-cache, no-transform",
       // Proxies such as nginx buffer responses unless told not to; an event stream must flow.
       "x-accel-buffering": "no",
     });
