@@ -6,9 +6,9 @@
  * server (mandatory when CI=true). Saver names differ from LangGraph's own, so the
  * test the suite skips for those ("only store channel_values that have changed") runs.
  *
- * The real-server leg uses database CONFORMANCE_REDIS_DB (default 15) of REDIS_URL and
- * empties it before each saver: the suite lists across every thread and reuses fixed
- * thread ids, so it needs a database of its own.
+ * The real-server leg leases a database of REDIS_URL's server per saver, the way the
+ * graders' checks do (graders/harness/redis.ts): the suite lists across every thread and
+ * reuses fixed thread ids, so it needs a database nobody else writes to while it runs.
  */
 import "../kit/langgraph/vitest-globals.ts";
 import { validate } from "@langchain/langgraph-checkpoint-validation";
@@ -22,6 +22,7 @@ import { describe, expect, it } from "vitest";
 import { MemorySaver, SqliteSaver, type CheckpointSaver } from "#runtime";
 import { toLangGraphSaver } from "../kit/langgraph/bridge.ts";
 import { runConformance } from "../kit/langgraph/conformance.ts";
+import { leaseDatabase } from "../graders/harness/redis.ts";
 import { RedisSaver } from "../solutions/lesson-11/scan-indexing/index.ts";
 
 /** validate() with a cleanup per saver: `open` returns the kit saver and what closes it. */
@@ -59,11 +60,17 @@ validateKitSaver("kit reference RedisSaver (ioredis-mock)", async () => {
 
 const redisUrl = process.env.REDIS_URL;
 if (redisUrl) {
-  const db = Number(process.env.CONFORMANCE_REDIS_DB ?? 15);
   validateKitSaver("kit reference RedisSaver (redis-server)", async () => {
-    const client = new Redis(redisUrl, { db, maxRetriesPerRequest: 1 });
-    await client.flushdb();
-    return { saver: new RedisSaver(client), close: async () => void (await client.quit()) };
+    const lease = await leaseDatabase(redisUrl);
+    const client = new Redis(redisUrl, { db: lease.db, maxRetriesPerRequest: 1 });
+    await client.flushdb(); // a crashed run may have left keys behind
+    return {
+      saver: new RedisSaver(client),
+      close: async () => {
+        await lease.release(client); // empties the database, then frees it
+        await client.quit();
+      },
+    };
   });
 } else if (process.env.CI === "true") {
   it("CI runs the conformance suite on a real redis-server", () => {

@@ -48,6 +48,8 @@ declare module "vitest" {
     check?: CheckMeta;
     /** What the learner's processes printed while this check ran (capped). */
     learnerOutput?: string;
+    /** A figure the check reports whatever its result (check.note). */
+    note?: string;
   }
 }
 
@@ -73,6 +75,8 @@ export interface CheckContext<Api> {
   scratch: string;
   /** How much slower than a calm machine this one measured (>= 1): scale waits by it. */
   slowness: number;
+  /** A short figure shown with the check's result, pass or fail (e.g. "716 of 716 LangGraph conformance tests pass"). */
+  note(text: string): void;
 }
 
 export type CheckBody<Api> = (api: Api, check: CheckContext<Api>) => unknown | Promise<unknown>;
@@ -98,6 +102,7 @@ export interface GraderOptions {
 const DEFAULT_TIMEOUT_MS = 10_000;
 const LOAD_LIMIT_MS = 8_000;
 const OUTPUT_CAP = 500;
+const NOTE_CAP = 200;
 /** A learner process start on a calm machine (bwrap + node, measured here at ~80-150 ms). */
 const CALM_START_MS = 200;
 const MAX_SLOWNESS = 8;
@@ -265,6 +270,9 @@ export function defineGrader<Api>(options: GraderOptions): Grader<Api> {
           learner: sharedLearner,
           scratch: setupNow.scratch,
           slowness: setupNow.slowness,
+          note(text) {
+            context.task.meta.note = text.slice(0, NOTE_CAP);
+          },
           async spawn() {
             if (finished) throw new Error("the check has ended");
             const learner = await startLearner(setupNow);

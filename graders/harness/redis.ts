@@ -604,7 +604,7 @@ const ownedKey = (db: number) => `checkpoint-kit:test-db:${db}:owned`;
  * touched. The run empties it on its own client before it starts and in release() (FLUSHDB ASYNC:
  * the keys are gone at once, their memory is freed in the background).
  */
-async function leaseDatabase(url: string): Promise<{ db: number; release(client: Redis): Promise<void> }> {
+export async function leaseDatabase(url: string): Promise<{ db: number; release(client: Redis): Promise<void> }> {
   const registry = new Redis(url, { maxRetriesPerRequest: 1 });
   const home = (registry.options.db ?? 0) as number;
   const token = randomBytes(12).toString("hex");

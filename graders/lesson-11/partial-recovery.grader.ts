@@ -33,7 +33,8 @@ import {
   sharedProc,
   show,
 } from "./partial-recovery/driver.ts";
-import { allCheckpoints, chainFrom, expectedStates, label, Ledger, ORDER_EFFECTS, ORDER_NODES, withStore, type CrashPoint, type Moment, type RecoveryApi, type World } from "./partial-recovery/fixture.ts";
+import { allCheckpoints, chainFrom, expectedStates, label, Ledger, ORDER_EFFECTS, ORDER_NODES, withStore, type CrashPoint, type Moment, type RecoveryApi, type RunReport, type World } from "./partial-recovery/fixture.ts";
+import { MIGRATION_MS } from "./partial-recovery/learner-fixture.ts";
 
 const grader = defineGrader<RecoveryApi>({
   lesson: "lesson-11",
@@ -272,7 +273,7 @@ grader.excellence(
       ['For a workflow whose static next names "refundDesk", which it does not define', newCase(check, "order", input), { workflow: { variant: "unknown-next" } }, /refundDesk/],
       [`For checkpointId ${missing}, which the thread does not have`, newCase(check, "order", input), { checkpointId: missing }, new RegExp(missing)],
       ["For an empty threadId", empty, {}, /threadId/],
-      ['For a workflow whose node "quote" has a string instead of a run function', newCase(check, "order", input), { workflow: { variant: "run-not-function" } }, /\brun\b/],
+      ['For a workflow whose node "quote" has a string instead of a run function', newCase(check, "order", input), { workflow: { variant: "run-not-function" } }, /\brun\b[\s\S]*function|function[\s\S]*\brun\b/],
     ];
     for (const [what, thread, extra, names] of cases) {
       const outcome = await runThread(proc, thread, extra);
@@ -288,6 +289,37 @@ grader.excellence(
       if (name !== "RecoveryError") fail(`${what}, the error's name is ${show(name)}; the unit's error is named "RecoveryError" (logs and callers tell it apart by name).`);
       if (!names.test(message)) fail(`${what}, the RecoveryError said ${show(message)}; it must say what is wrong, naming ${show(names.source.replace(/\\b/g, ""))}.`);
       if (thread.world.ledger.entries.length > 0) fail(`${what}, the refused call still ran nodes: validate before running anything.`);
+    }
+    // Found only while running: what a router or a node returned, or a fork of a checkpoint that schedules a node the workflow no longer has.
+    const done = newCase(check, "order", input);
+    const finished = resultOf(await runThread(proc, done), "An uncrashed run of the order workflow did not finish:");
+    const beforeCharge = await withStore(done.file, async (saver) => (await chainFrom(saver, { threadId: done.world.threadId, checkpointId: finished.checkpointId })).find((t) => isDeepStrictEqual(t.checkpoint.next, ["charge"])));
+    if (!beforeCharge) return fail('The finished order thread has no checkpoint with next = ["charge"].');
+    const running: Array<[string, ReturnType<typeof newCase>, Parameters<typeof runThread>[2], RegExp[]]> = [
+      ['When the router of "quote" returned "refundDesk", a node the workflow does not define', newCase(check, "order", input), { workflow: { variant: "router-unknown" } }, [/quote/, /refundDesk/]],
+      ['When the router of "quote" returned the string "charge" instead of a list of names', newCase(check, "order", input), { workflow: { variant: "router-string" } }, [/quote/, /"charge"|'charge'/]],
+      ['When node "quote" returned an array instead of an object of state updates', newCase(check, "order", input), { workflow: { variant: "bad-update" } }, [/quote/]],
+      ['When node "quote" returned a string instead of an object of state updates', newCase(check, "order", input), { workflow: { variant: "text-update" } }, [/quote/]],
+      [`When forking checkpoint ${beforeCharge.config.checkpointId}, whose next is ["charge"], with a workflow in which "charge" is now called "payment"`, { ...done, input: undefined }, { checkpointId: beforeCharge.config.checkpointId, workflow: { variant: "renamed" } }, [/charge/]],
+    ];
+    for (const [what, thread, extra, names] of running) {
+      // (A new thread's file does not exist yet: opening it here would create it, owned by the grader.)
+      const checkpoints = thread.file !== done.file ? 0 : await withStore(thread.file, async (saver) => (await allCheckpoints(saver, thread.world.threadId)).length);
+      const outcome = await runThread(proc, thread, extra);
+      const error = await expectRejects(
+        async () => {
+          if (outcome.kind === "failed") throw outcome.error;
+          if (outcome.kind !== "finished") throw new Error(describeOutcome(outcome));
+        },
+        (e) => e instanceof api.RecoveryError,
+        what,
+      );
+      const { message } = error as Error;
+      if (!names.every((name) => name.test(message))) fail(`${what}, the RecoveryError said ${show(message)}; it must say what is wrong, naming ${names.map((n) => n.source).join(" and ")}.`);
+      // A new thread keeps only its input checkpoint; the fork saves nothing at all.
+      const added = (await withStore(thread.file, async (saver) => (await allCheckpoints(saver, thread.world.threadId)).length)) - checkpoints;
+      const allowed = checkpoints === 0 ? 1 : 0;
+      if (added > allowed) fail(`${what}, the call saved ${added - allowed} checkpoint(s)${allowed ? " besides the input one" : ""}: fail before saving a step (or a fork) that holds what went wrong.`);
     }
   },
 );
@@ -620,5 +652,178 @@ grader.excellence(
     expectEachEffectOnce(ledger, EFFECT_SERVICES, "After the migrated resume");
   },
 );
+
+grader.excellence(
+  "recovery-point drift: a resume revalidates the facts a node acts on; when they changed (or cannot be checked) it stops as stale, acting on nothing, and a fork from before the quote re-quotes",
+  {
+    hint: 'On a resume, call node.revalidate(state, { threadId, checkpointId, node }) before the node\'s first run in that call. false or a throw: run nothing of the step, save nothing, resolve { status: "stale", state, checkpointId, error naming the node }.',
+    section: "recovery-point-drift",
+    weight: 2,
+    timeout: 20_000,
+  },
+  async (api, check) => {
+    const input = orderInput();
+    const point = at("after-checkpoint", "quote");
+    // Facts unchanged: revalidation says yes and the resume goes on.
+    const [calm] = await crashAndResume(check, "order", input, [point]);
+    expectSameState(resumedResult(calm!), finalState("order", input), `After a crash at "${label(point)}" and a resume with the price unchanged (charge's revalidate() says the quote is current)`);
+    // The tax rate changes while the run is paused: the quote in the checkpoint is stale.
+    const thread = newCase(check, "order", input);
+    const crashed = await runThread(await freshProc(check), thread, { point });
+    if (crashed.kind !== "crashed") fail(`The run was meant to crash at "${label(point)}", but ${describeOutcome(crashed)}.`);
+    const { world } = thread;
+    const threadId = world.threadId;
+    const paused = await withStore(thread.file, (saver) => saver.getTuple({ threadId }));
+    if (!paused || !isDeepStrictEqual(paused.checkpoint.next, ["charge"])) return fail(`After a crash at "${label(point)}", the latest checkpoint has next ${show(paused?.checkpoint.next)}; expected ["charge"].`);
+    const count = () => withStore(thread.file, async (saver) => (await allCheckpoints(saver, threadId)).length);
+    const checkpoints = await count();
+    world.taxRate = 110;
+    const expectStale = async (outcome: Awaited<ReturnType<typeof runThread>>, situation: string, reason?: RegExp) => {
+      const result = resultOf(outcome, `${situation}, the resume`);
+      if (result.status !== "stale") fail(`${situation}, the resume ended with status ${show(result.status)} and state ${show(result.state)}; the quote it would charge is stale, so it must stop with status "stale" before charging.`);
+      if (!world.revalidations.includes("charge")) fail(`${situation}, charge's revalidate() was never called; a resume asks it before charge runs.`);
+      if (world.ledger.runs("charge") > 0 || world.ledger.calls("payments").length > 0) fail(`${situation}, the resume still ran charge (${world.ledger.calls("payments").length} payment request(s)): a stale step runs nothing.`);
+      if (!isDeepStrictEqual(result.state, paused.checkpoint.channelValues) || result.checkpointId !== paused.config.checkpointId) {
+        fail(`${situation}, the stale result was state ${show(result.state)} at checkpoint ${show(result.checkpointId)}; expected the state and id of the checkpoint the run stopped at, ${show(paused.checkpoint.channelValues)} at ${paused.config.checkpointId}.`);
+      }
+      if (typeof result.error !== "string" || !result.error.includes("charge") || (reason && !reason.test(result.error))) {
+        fail(`${situation}, the stale result's error was ${show(result.error)}; it must name the node whose facts went stale ("charge")${reason ? ` and say why (${reason.source})` : ""}.`);
+      }
+      if ((await count()) !== checkpoints) fail(`${situation}, the resume saved ${(await count()) - checkpoints} checkpoint(s); a stale run saves nothing, so the thread stays where it was.`);
+    };
+    await expectStale(await runThread(await freshProc(check), thread), "When the price changed while the run was paused");
+    const context = world.revalidationContexts.at(-1) as Record<string, unknown> | undefined;
+    const want = { threadId, checkpointId: paused.config.checkpointId, node: "charge" };
+    if (!context || Object.keys(want).some((key) => context[key] !== want[key as keyof typeof want])) {
+      fail(`charge's revalidate() got the context ${show(context)}; expected ${show(want)} among it: the thread, the checkpoint that scheduled the node, and the node.`);
+    }
+    // Still stale on the next resume: nothing was recorded that skips the check.
+    const proc = await sharedProc(api, check);
+    world.revalidations.length = 0;
+    await expectStale(await runThread(proc, thread), "On a second resume with the price still changed");
+    world.revalidations.length = 0;
+    world.pricingDown = true;
+    await expectStale(await runThread(proc, thread), "When the pricing service is down and the quote cannot be revalidated", /pricing service is unavailable/);
+    world.pricingDown = false;
+    // A fork from before the quote gathers the facts afresh: one charge, at today's price.
+    const beforeQuote = await withStore(thread.file, async (saver) => (await chainFrom(saver, { threadId })).find((t) => isDeepStrictEqual(t.checkpoint.next, ["quote"])));
+    if (!beforeQuote) return fail('The thread has no checkpoint with next = ["quote"] to fork from.');
+    const forked = resultOf(await runThread(proc, { ...thread, input: undefined }, { checkpointId: beforeQuote.config.checkpointId }), "A fork from before the quote, with the new price, did not finish:");
+    const total = Math.round(input.amount * 110) / 100;
+    if (forked.status !== "completed" || forked.state.total !== total) fail(`The fork from before the quote ended with status ${show(forked.status)} and total ${show(forked.state.total)}; it quotes again at today's rate (${total}) and completes.`);
+    const charges = world.ledger.executed("payments");
+    if (charges.length !== 1 || !charges[0]!.about.startsWith(`charge ${total} `)) fail(`After the fork, the payments provider executed ${show(charges.map((c) => c.about))}; expected one charge of the fresh total ${total}.`);
+  },
+);
+
+grader.excellence(
+  "recovery is measured: each call reports whether it resumed, from which checkpoint, how it ended and its recovery time; recoveryMetrics gives the hit rate, failure rate, mean and p95 recovery time",
+  {
+    hint: 'Call options.onReport once per call, refusals included: { threadId, schemaVersion, kind: "start" | "resume", outcome: status or "failed", resumedFrom, recoveryMs (call start to the first node, or to the result) }. recoveryMetrics: over the resumes only; p95 by nearest rank; null when there is nothing to count.',
+    section: "measuring-recovery-metrics-and-slos",
+    weight: 1,
+    timeout: 20_000,
+  },
+  async (api, check) => {
+    const proc = await sharedProc(api, check);
+    const lastReport = (thread: ReturnType<typeof newCase>, situation: string): RunReport => {
+      const { reports } = thread.world;
+      if (reports.length !== 1) fail(`${situation}, options.onReport was called ${reports.length} time(s); every call reports once, when it ends.`);
+      return reports.pop()!;
+    };
+    const expectReport = (report: RunReport, want: Omit<RunReport, "recoveryMs">, situation: string) => {
+      const got = { threadId: report.threadId, schemaVersion: report.schemaVersion, kind: report.kind, outcome: report.outcome, resumedFrom: report.resumedFrom };
+      if (!isDeepStrictEqual(got, want)) fail(`${situation}, the report was ${show(report)}; expected ${show(want)} (and recoveryMs).`);
+    };
+    /** recoveryMs lies within what the trusted side saw: from sending the call to the first node entering (or the result). */
+    const expectRecoveryTime = (thread: ReturnType<typeof newCase>, report: RunReport, situation: string, atLeast = 0) => {
+      const { timing } = thread.world;
+      const window = (timing.firstRun ?? timing.ended!) - timing.sent;
+      const ms = report.recoveryMs;
+      if (typeof ms !== "number" || !Number.isFinite(ms) || ms < atLeast || ms > window + 2) {
+        fail(`${situation}, recoveryMs was ${show(ms)}; the grader saw ${window.toFixed(1)} ms from the call to ${timing.firstRun === undefined ? "its result" : "the first node starting"}${atLeast > 0 ? `, of which the migration alone took ${atLeast} ms` : ""}: measure from the call's start to the first node (loading and migrating included).`);
+      }
+    };
+    const input = orderInput();
+    const started = newCase(check, "order", input);
+    const first = resultOf(await runThread(proc, started), "An uncrashed run of the order workflow did not finish:");
+    const startReport = lastReport(started, "After a run of a new thread");
+    expectReport(startReport, { threadId: started.world.threadId, schemaVersion: 1, kind: "start", outcome: "completed", resumedFrom: null }, "After a run of a new thread");
+    if (startReport.recoveryMs !== null) fail(`After a run of a new thread, recoveryMs was ${show(startReport.recoveryMs)}; a start recovers nothing: null.`);
+    // A finished thread: a resume that runs nothing, timed to its result.
+    resultOf(await runThread(proc, { ...started, input: undefined }), "Resuming the finished thread did not return:");
+    const finished = lastReport(started, "After resuming a finished thread");
+    expectReport(finished, { threadId: started.world.threadId, schemaVersion: 1, kind: "resume", outcome: "completed", resumedFrom: first.checkpointId }, "After resuming a finished thread");
+    expectRecoveryTime(started, finished, "After resuming a finished thread");
+    // A checkpoint id the thread does not have: a resume that found nothing usable.
+    const missing = "0190a0f0-0000-7000-8000-000000000000";
+    await runThread(proc, { ...started, input: undefined }, { checkpointId: missing });
+    const miss = lastReport(started, `After a call with checkpointId ${missing}, which the thread does not have`);
+    expectReport(miss, { threadId: started.world.threadId, schemaVersion: 1, kind: "resume", outcome: "failed", resumedFrom: null }, `After a call with checkpointId ${missing}, which the thread does not have`);
+    if (miss.recoveryMs !== null) fail(`After a refused resume, recoveryMs was ${show(miss.recoveryMs)}; nothing was recovered: null.`);
+    // A crash, then resumes in fresh processes: refused for its schema version, then migrated.
+    const thread = newCase(check, "order", input);
+    const crashed = await runThread(await freshProc(check), thread, { point: at("after-checkpoint", "charge") });
+    if (crashed.kind !== "crashed") fail(`The run was meant to crash at "after-checkpoint:charge", but ${describeOutcome(crashed)}.`);
+    thread.world.reports.length = 0; // a killed process reports nothing; be lenient about what it sent before
+    const paused = await withStore(thread.file, (saver) => saver.getTuple({ threadId: thread.world.threadId }));
+    await runThread(proc, thread, { workflow: { version: 2 } });
+    const refused = lastReport(thread, "After a version-2 resume of a version-1 checkpoint without migrate()");
+    expectReport(refused, { threadId: thread.world.threadId, schemaVersion: 2, kind: "resume", outcome: "failed", resumedFrom: null }, "After a version-2 resume of a version-1 checkpoint without migrate()");
+    resultOf(await runThread(await freshProc(check), thread, { workflow: { version: 2, migrate: true } }), "The migrated resume did not finish:");
+    const migrated = lastReport(thread, "After a migrated resume in a fresh process");
+    expectReport(migrated, { threadId: thread.world.threadId, schemaVersion: 2, kind: "resume", outcome: "completed", resumedFrom: paused?.config.checkpointId ?? "" }, "After a migrated resume in a fresh process");
+    expectRecoveryTime(thread, migrated, "After a migrated resume in a fresh process", MIGRATION_MS);
+    // A fork continues from the checkpoint it branches off.
+    const history = await withStore(started.file, async (saver) => chainFrom(saver, { threadId: started.world.threadId, checkpointId: first.checkpointId }));
+    const forkFrom = history.find((t) => isDeepStrictEqual(t.checkpoint.next, ["summarize"]))!;
+    resultOf(await runThread(proc, { ...started, input: undefined }, { checkpointId: forkFrom.config.checkpointId }), "A fork from before summarize did not finish:");
+    const fork = lastReport(started, "After a fork from before summarize");
+    expectReport(fork, { threadId: started.world.threadId, schemaVersion: 1, kind: "resume", outcome: "completed", resumedFrom: forkFrom.config.checkpointId }, "After a fork from the checkpoint before summarize (resumedFrom: the checkpoint forked from)");
+    expectRecoveryTime(started, fork, "After a fork from before summarize");
+    // onReport is optional: without it a call runs as usual.
+    const quiet = newCase(check, "order", input);
+    const plain = resultOf(await runThread(proc, quiet, { noReport: true }), "A run without options.onReport did not finish:");
+    expectSameState(plain, finalState("order", input), "A run without options.onReport");
+    // The dashboard's numbers, from the reports above and from lists made to tell the definitions apart.
+    if (!("recoveryMetrics" in api)) fail("The module does not export recoveryMetrics(reports).");
+    const real = [startReport, finished, miss, refused, migrated, fork];
+    const lists: RunReport[][] = [real, [], [startReport], syntheticReports(20), syntheticReports(7), syntheticReports(13)];
+    for (const reports of lists) {
+      const got = (await api.recoveryMetrics(reports)) as unknown as Record<string, unknown>;
+      const want = expectedMetrics(reports);
+      const close = (a: unknown, b: number | null) => (b === null ? a === null : typeof a === "number" && Math.abs(a - b) < 1e-9);
+      if (got?.resumes !== want.resumes || !(["hitRate", "failureRate", "meanRecoveryMs", "p95RecoveryMs"] as const).every((k) => close(got[k], want[k]))) {
+        fail(`recoveryMetrics of ${reports.length} report(s) (${reports.filter((r) => r.kind === "resume").length} resumes; recoveryMs ${show(reports.map((r) => r.recoveryMs))}) returned ${show(got)}; expected ${show(want)}: over the resumes only, p95 by nearest rank, null when there is nothing to count.`);
+      }
+    }
+  },
+);
+
+/** Reports with seeded, unsorted recovery times: failed resumes without one, a stale resume, a 0 ms resume, starts to ignore. */
+function syntheticReports(timed: number): RunReport[] {
+  const base = { threadId: "t", schemaVersion: 1 } as const;
+  const times = Array.from({ length: timed }, (_, i) => (i * 37) % (timed + 11));
+  return [
+    { ...base, kind: "start", outcome: "completed", resumedFrom: null, recoveryMs: null },
+    ...times.map((ms, i): RunReport => ({ ...base, kind: "resume", outcome: i % 5 === 1 ? "stale" : i % 7 === 3 ? "compensated" : "completed", resumedFrom: `c${i}`, recoveryMs: ms })),
+    { ...base, kind: "resume", outcome: "failed", resumedFrom: null, recoveryMs: null },
+    { ...base, kind: "resume", outcome: "failed", resumedFrom: "c-late", recoveryMs: null },
+    { ...base, kind: "start", outcome: "failed", resumedFrom: null, recoveryMs: null },
+  ];
+}
+
+function expectedMetrics(reports: readonly RunReport[]) {
+  const resumes = reports.filter((r) => r.kind === "resume");
+  const times = resumes.flatMap((r) => (r.recoveryMs === null ? [] : [r.recoveryMs])).sort((a, b) => a - b);
+  const rate = (n: number) => (resumes.length === 0 ? null : n / resumes.length);
+  return {
+    resumes: resumes.length,
+    hitRate: rate(resumes.filter((r) => r.resumedFrom !== null).length),
+    failureRate: rate(resumes.filter((r) => r.outcome === "failed").length),
+    meanRecoveryMs: times.length === 0 ? null : times.reduce((a, b) => a + b, 0) / times.length,
+    p95RecoveryMs: times.length === 0 ? null : times[Math.ceil(0.95 * times.length) - 1]!,
+  };
+}
 
 if (hiddenChecksEnabled()) (await import("./partial-recovery/hidden.ts")).registerHiddenChecks(grader);

@@ -241,7 +241,7 @@ grader.excellence(
       for (let i = 0; i < 30; i++) {
         const [threadId, checkpointNs] = scopes[Math.floor(random() * scopes.length)]!;
         const parent = puts.findLast((p) => p.threadId === threadId && p.checkpointNs === checkpointNs);
-        puts.push(await putOne(saver, { threadId, checkpointNs, parent, checkpoint: makeCheckpoint({ i }), metadata: { source: parent ? "loop" : "input", step: i, stage: i % 3 === 0 ? "review" : "draft" } }));
+        puts.push(await putOne(saver, { threadId, checkpointNs, parent, checkpoint: makeCheckpoint({ i }), metadata: { source: parent ? "loop" : "input", step: i, stage: i % 3 === 0 ? "review" : "draft", userId: random() < 0.5 ? "u1" : "u2" } }));
       }
       const newest = (keep: (p: Put) => boolean) => newestFirst(puts.filter(keep));
       // config.checkpointId narrows list() to that one checkpoint (LangGraph's list() too), still subject to before and filter.
@@ -260,6 +260,12 @@ grader.excellence(
       const pivot = puts[10 + Math.floor(random() * 15)]!;
       expect(ids(await collect(saver.list(everywhere, { before: cfg(pivot), limit: 4 }))), withSeed("list({ checkpointNs: null }, { before, limit: 4 }) must return the 4 checkpoints of any thread with the next smaller ids")).toEqual(newest((p) => p.checkpointId < pivot.checkpointId).slice(0, 4));
       expect(ids(await collect(saver.list(everywhere, { filter: { stage: "review" }, limit: 3 }))), withSeed('list({ checkpointNs: null }, { filter: { stage: "review" }, limit: 3 }) must return the 3 newest matching checkpoints of any thread')).toEqual(newest((p) => p.metadata.stage === "review").slice(0, 3));
+      // P1 across threads: one user's checkpoints in a time window, whichever thread holds them.
+      const since = puts[5 + Math.floor(random() * 15)]!;
+      const until = puts[21 + Math.floor(random() * 8)]!;
+      const inWindow = (p: Put) => Date.parse(p.ts) >= Date.parse(since.ts) && Date.parse(p.ts) < Date.parse(until.ts);
+      expect(ids(await collect(saver.list(everywhere, { filter: { userId: "u1", createdAfter: since.ts, createdBefore: until.ts } }))), withSeed('list({ checkpointNs: null }, { filter: { userId: "u1", createdAfter, createdBefore } }) must return user u1\'s checkpoints of every thread and namespace in that window, newest id first')).toEqual(newest((p) => p.metadata.userId === "u1" && inWindow(p)));
+      expect(ids(await collect(saver.list({}, { filter: { userId: "u2", createdAfter: since.ts }, limit: 3 }))), withSeed('list({}, { filter: { userId: "u2", createdAfter }, limit: 3 }) must return the 3 newest root-namespace checkpoints of user u2 from that time on, of any thread')).toEqual(newest((p) => p.checkpointNs === "" && p.metadata.userId === "u2" && Date.parse(p.ts) >= Date.parse(since.ts)).slice(0, 3));
       expect(ids(await collect(saver.list({ threadId: a, checkpointNs: null }))), "list({ threadId, checkpointNs: null }) must return the thread's checkpoints of every namespace, newest id first").toEqual(newest((p) => p.threadId === a));
       expect(ids(await collect(saver.list({ threadId: c, checkpointNs: null }, { filter: { source: "loop" }, limit: 2 })))).toEqual(newest((p) => p.threadId === c && p.metadata.source === "loop").slice(0, 2));
       expect(ids(await collect(saver.list({ threadId: a }))), "list({ threadId }) without checkpointNs is the root namespace \"\" only").toEqual(newest((p) => p.threadId === a && p.checkpointNs === ""));
@@ -395,6 +401,7 @@ grader.excellence(
         },
       },
     );
+    check.note(`${result.passed} of ${result.total} LangGraph conformance tests pass`);
     const shown = result.failures.slice(0, 3).map((f) => `  - ${f.name}: ${f.message.split("\n")[0]}`);
     expect(
       result.failed,

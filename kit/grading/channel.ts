@@ -17,6 +17,7 @@ export const RawCheckSchema = z.strictObject({
   errors: z.array(z.string()),
   output: z.string(),
   durationMs: z.number(),
+  note: z.string().optional(),
 });
 export type RawCheck = z.infer<typeof RawCheckSchema>;
 

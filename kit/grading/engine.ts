@@ -291,6 +291,7 @@ function toCheckResult(raw: RawCheck, index: number): CheckResult | undefined {
     status,
     message: status === "pass" ? undefined : raw.errors.join("\n") || "The check did not run.",
     output: raw.output || undefined,
+    ...(raw.note && { note: raw.note }),
     task_id: index + 1,
     tier: meta.tier as CheckResult["tier"],
     weight: Number(meta.weight),

@@ -21,6 +21,8 @@ export const CheckResultSchema = z.strictObject({
   message: z.string().optional(),
   /** The learner's own console output during this check, capped at 500 characters. */
   output: z.string().max(500).optional(),
+  /** A figure the check reports whatever its result ("716 of 716 LangGraph conformance tests pass"). */
+  note: z.string().max(200).optional(),
   /** The check's source (Exercism's test_code); public checks only. */
   test_code: z.string().optional(),
   task_id: z.number().int().positive(),

@@ -58,6 +58,7 @@ const reporter: Reporter = {
           errors: (result.errors ?? []).map(describeError),
           output: output.length > OUTPUT_CAP ? `${output.slice(0, OUTPUT_CAP)}… (output capped at ${OUTPUT_CAP} characters)` : output,
           durationMs: test.diagnostic()?.duration ?? 0,
+          ...(test.meta().note && { note: test.meta().note }),
         });
       }
     }

@@ -44,7 +44,8 @@ export function sectionLink(result: Pick<UnitResult, "lesson" | "unit">, section
 function checkLine(check: CheckResult, p: Palette): string {
   const mark = check.status === "pass" ? p.ok("✓") : p.bad("✗");
   const tag = check.tier === "excellence" ? p.dim(" [excellence]") : "";
-  return `  ${mark} ${check.name}${tag}`;
+  const note = check.note ? p.dim(` (${check.note})`) : "";
+  return `  ${mark} ${check.name}${tag}${note}`;
 }
 
 export interface FormatOptions {

@@ -36,7 +36,8 @@
  *    `options.sqliteFile` is the file the saver writes to: open it yourself (better-sqlite3,
  *    `new SqliteSaver(db)`) if your design keeps tables of its own next to the checkpoints.
  * 4. Saga. A node that still throws after `maxAttempts` fails the run: call `compensate(state,
- *    { threadId, node, effectKey, idempotencyKey, effectUpdate })` of every finished effect of this
+ *    { threadId, node, effectKey, idempotencyKey, effectUpdate })` of every finished effect (kind
+ *    "effect": a pure node changed nothing outside, even if it has a compensate) of this
  *    timeline (parallel ones included; on a fork: the shared history before the fork point and what the
  *    fork itself ran, never the original branch's effects after the fork point), newest first, each once
  *    (`effectKey`: the key the effect ran with; `effectUpdate`: the update it returned; a task that
@@ -56,11 +57,42 @@
  *    the new version's state and say so.
  * 7. Bad input (duplicate node names, unknown start/next names, empty threadId, a new thread
  *    without input, an unknown checkpointId, a node whose `run` is not a function) throws
- *    `RecoveryError` saying what is wrong (naming the node, the field or the checkpoint id),
- *    before anything runs or is saved. A router that returns an unknown node fails the run with
- *    `RecoveryError`, and no checkpoint may schedule that node.
+ *    `RecoveryError` saying what is wrong (naming the node, the field or the checkpoint id; for a
+ *    field that must be a function, that it must be one), before anything runs or is saved. What
+ *    is only found while running fails the run with `RecoveryError` before a checkpoint holds it:
+ *    a router that returns an unknown node or something other than a list of names (the message
+ *    names the router's node and what it returned), a node whose `run` resolves to something other
+ *    than an object or nothing (naming the node), a checkpoint to resume or fork that schedules a
+ *    node the workflow no longer defines (naming that node).
  *
- * Resolve with `{ state, status: "completed" | "compensated", checkpointId, error? }`.
+ * 8. Drift. A node may have `revalidate(state, { threadId, checkpointId, node })`: can the facts it
+ *    acts on (a quoted price, a document version) still be trusted? In a call that resumes a
+ *    thread (it had checkpoints when the call began), call it before the node's first run in that
+ *    call (on every run is fine too). `true`: run it. `false`, or a throw (the check itself cannot
+ *    be done): the world moved while the run was paused; do not act on stale facts: run nothing of
+ *    that step, save nothing, and resolve `{ status: "stale", state, checkpointId: the checkpoint
+ *    the run stopped at, error }` (`error` names the node, and the reason when revalidate threw).
+ *    The thread stays where it was: a later resume revalidates again, and a fork from before the
+ *    node that gathered the facts gathers them afresh.
+ * 9. Metrics. If `options.onReport` is given, every call whose workflow and options are valid
+ *    reports once when it ends, refusals and stale runs included: `{ threadId, schemaVersion (the
+ *    workflow's), kind, outcome, resumedFrom, recoveryMs }`, where
+ *      - `kind`: "resume" when the thread had checkpoints when the call began (a plain resume, a
+ *        finished thread, a fork), otherwise "start";
+ *      - `outcome`: the RunResult's status, or "failed" when the call threw;
+ *      - `resumedFrom`: for a resume, the checkpoint it continued from (the latest, or the one
+ *        forked from), or null when none was usable (an unknown checkpointId, a schema version
+ *        refused); null for a start;
+ *      - `recoveryMs`: for a resume that continued, the milliseconds from the call to the first node
+ *        starting (loading, migrating, revalidating included), or to the result when no node ran;
+ *        otherwise null.
+ *    `recoveryMetrics(reports)` turns a list of reports into the numbers a dashboard shows, over the
+ *    resumes only: `resumes` (their count), `hitRate` (share with a resumedFrom), `failureRate`
+ *    (share whose outcome is "failed"), `meanRecoveryMs` and `p95RecoveryMs` (over the recoveryMs
+ *    that are numbers; p95 by nearest rank: the ceil(0.95 * n)-th smallest). A rate or time with
+ *    nothing to average is null.
+ *
+ * Resolve with `{ state, status: "completed" | "compensated" | "stale", checkpointId, error? }`.
  *
  * The grader checks, through behaviour only (it reads the SQLite file and counts what its
  * providers and nodes saw): checkpoint contents (state, next, parent); after a crash, a fresh
@@ -69,7 +101,7 @@
  * and a loop each execute every effect; a finished thread is a no-op; bad input is refused. For
  * excellent: a crash before each node, after its effect and after its checkpoint (effects
  * exactly once, pure nodes re-run only when in flight); parallel branches reused; saga; fork;
- * schema versions; metadata. Crashes are real: the grader SIGKILLs the process running your code
+ * schema versions; metadata; drift (revalidation); the reports and recoveryMetrics. Crashes are real: the grader SIGKILLs the process running your code
  * and resumes in a fresh one that shares only the SQLite file.
  */
 import type { CheckpointSaver } from "#runtime";
@@ -110,6 +142,8 @@ export interface WorkflowNode<S extends WorkflowState = WorkflowState> {
   next?: readonly string[] | ((state: Readonly<S>) => readonly string[]);
   /** Tries before a failure counts as permanent (default 1). */
   maxAttempts?: number;
+  /** Are the facts this node acts on still current? Asked on a resume before the node runs (see 8). */
+  revalidate?(state: Readonly<S>, context: { threadId: string; checkpointId: string; node: string }): Promise<boolean> | boolean;
 }
 
 export interface Workflow<S extends WorkflowState = WorkflowState> {
@@ -128,15 +162,35 @@ export interface RunOptions<S extends WorkflowState = WorkflowState> {
   input?: S;
   /** Continue from this checkpoint instead of the latest; an older one forks. */
   checkpointId?: string;
+  /** Receives one RunReport when the call ends (see 9). */
+  onReport?(report: RunReport): void;
 }
 
-export type RunStatus = "completed" | "compensated";
+export type RunStatus = "completed" | "compensated" | "stale";
 
 export interface RunResult<S extends WorkflowState = WorkflowState> {
   state: S;
   status: RunStatus;
   checkpointId: string;
   error?: string;
+}
+
+/** One runWorkflow call, as the executor reports it for recovery metrics (see 9). */
+export interface RunReport {
+  threadId: string;
+  schemaVersion: number;
+  kind: "start" | "resume";
+  outcome: RunStatus | "failed";
+  resumedFrom: string | null;
+  recoveryMs: number | null;
+}
+
+export interface RecoveryMetrics {
+  resumes: number;
+  hitRate: number | null;
+  failureRate: number | null;
+  meanRecoveryMs: number | null;
+  p95RecoveryMs: number | null;
 }
 
 // ---------------------------------------------------------------- errors (given)
@@ -167,7 +221,14 @@ export async function runWorkflow<S extends WorkflowState>(workflow: Workflow<S>
   // TODO 3: loop over steps: run unfinished tasks with a stable idempotency key, putWrites each update,
   //         then put one checkpoint with the merged state, the NEXT nodes and the parent pointer.
   // TODO 4: on a permanent failure, compensate finished effects newest first and close the thread.
+  // TODO 5: on a resume, revalidate before a node runs (stale: stop, save nothing); report the call to options.onReport.
   void workflow;
   void options;
   throw new Error("TODO: implement runWorkflow (see the contract at the top of this file)");
+}
+
+export function recoveryMetrics(reports: readonly RunReport[]): RecoveryMetrics {
+  // TODO 6: the dashboard's numbers over the resumes (see 9).
+  void reports;
+  throw new Error("TODO: implement recoveryMetrics (see 9 in the contract at the top of this file)");
 }

@@ -10,7 +10,7 @@ import type { CheckContext } from "#harness/check.ts";
 import { describeOutcome, inParallel, untilCrash, type CrashOutcome } from "#harness/crash.ts";
 import { failWithSeed as fail, seededRandom } from "#harness/seed.ts";
 import type { LearnerProcess } from "../../../kit/sandbox/learner.ts";
-import { expectedStates, label, Ledger, newDbFile, World, type CrashPoint, type LearnerFixture, type LedgerEntry, type OrderInput, type RecoveryApi, type RunResult, type WorkflowName } from "./fixture.ts";
+import { expectedStates, label, Ledger, newDbFile, World, type CrashPoint, type LearnerFixture, type LedgerEntry, type OrderInput, type RecoveryApi, type RunReport, type RunResult, type WorkflowName } from "./fixture.ts";
 import type { WorkflowOptions } from "./learner-fixture.ts";
 
 const random = seededRandom();
@@ -68,7 +68,7 @@ export function newCase(check: CheckContext<RecoveryApi>, workflow: WorkflowName
 }
 
 /** Runs (or resumes) one thread in `proc`, armed to crash at `point` if given. */
-export async function runThread(proc: Proc, thread: ThreadCase, extra: { point?: CrashPoint; checkpointId?: string; workflow?: WorkflowOptions } = {}): Promise<CrashOutcome<RunResult>> {
+export async function runThread(proc: Proc, thread: ThreadCase, extra: { point?: CrashPoint; checkpointId?: string; workflow?: WorkflowOptions; noReport?: boolean } = {}): Promise<CrashOutcome<RunResult>> {
   const { world } = thread;
   if (extra.workflow) world.options = extra.workflow;
   world.arm(proc.learner, extra.point);
@@ -81,8 +81,14 @@ export async function runThread(proc: Proc, thread: ThreadCase, extra: { point?:
     threadId: world.threadId,
     ...(thread.input !== undefined && { input: thread.input }),
     ...(extra.checkpointId !== undefined && { checkpointId: extra.checkpointId }),
+    ...(!extra.noReport && { onReport: (report: RunReport) => void world.reports.push(report) }),
   };
-  return untilCrash(proc.learner, proc.api.runWorkflow(workflow as never, options as never) as Promise<RunResult>);
+  world.timing.sent = performance.now();
+  delete world.timing.firstRun;
+  delete world.timing.ended;
+  const outcome = await untilCrash(proc.learner, proc.api.runWorkflow(workflow as never, options as never) as Promise<RunResult>);
+  world.timing.ended = performance.now();
+  return outcome;
 }
 
 /** The run's result, or a failure saying what happened instead. */

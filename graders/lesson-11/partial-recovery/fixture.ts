@@ -22,6 +22,7 @@ import type { Hooks, WorkflowName, WorkflowOptions } from "./learner-fixture.ts"
 export type { WorkflowName } from "./learner-fixture.ts";
 export type RecoveryApi = typeof Api;
 export type RunResult = Api.RunResult;
+export type RunReport = Api.RunReport;
 export type LearnerFixture = typeof import("./learner-fixture.ts");
 
 // ---- ledger and providers -------------------------------------------------------------
@@ -91,6 +92,17 @@ export class World {
   carrierAccepts = false;
   /** What compensate() was told that does not match the effect it undoes (a wrong effectKey or effectUpdate). */
   readonly compensationIssues: string[] = [];
+  /** order only: the tax rate in percent points over 100 the quote uses now (drift: the price changes during a pause). */
+  taxRate = 108;
+  /** order only: the pricing service cannot be reached, so a quote cannot be revalidated. */
+  pricingDown = false;
+  /** Every revalidate() call, by node, and the context each got. */
+  readonly revalidations: string[] = [];
+  readonly revalidationContexts: unknown[] = [];
+  /** What options.onReport received, in order. */
+  readonly reports: RunReport[] = [];
+  /** Trusted-side clock (performance.now) of the last call's start, its first node entry and its end. */
+  readonly timing: { sent: number; firstRun?: number; ended?: number } = { sent: 0 };
 
   constructor(
     readonly workflow: WorkflowName,
@@ -118,6 +130,13 @@ export class World {
   hooks(): Hooks {
     return {
       run: (node, state, context) => this.run(node, state, context as Context),
+      revalidate: async (node, state, context) => {
+        if (this.checkpointCrashDue && this.crash.armed) return this.crash.fire();
+        this.revalidations.push(node);
+        this.revalidationContexts.push(context);
+        if (this.pricingDown) throw new Error("the pricing service is unavailable");
+        return Number(state[(this.options.version ?? 1) === 2 ? "amountDue" : "total"]) === this.quote(state);
+      },
       compensate: (node, state, context) => this.compensate(node, state, context as Context),
       saved: async (kind) => {
         if (kind === "writes") for (const node of this.returnedSince) this.writesAfter.add(node);
@@ -128,7 +147,13 @@ export class World {
 
   private readonly writesAfter = new Set<string>();
 
+  /** The order's total at today's tax rate. */
+  private quote(state: State): number {
+    return Math.round(Number(state.amount) * this.taxRate) / 100;
+  }
+
   private async run(node: string, state: State, context: Context): Promise<State | undefined> {
+    this.timing.firstRun ??= performance.now();
     if (this.checkpointCrashDue && this.crash.armed) return this.crash.fire();
     if (this.at("before", node)) {
       // The parallel crash: this branch dies after its sibling's result was persisted.
@@ -157,7 +182,7 @@ export class World {
     const due = () => Number(version === 2 ? state.amountDue : state.total);
     switch (`${this.workflow}/${node}`) {
       case "order/quote": {
-        const total = Math.round(Number(state.amount) * 108) / 100; // with 8% tax
+        const total = this.quote(state); // with 8% tax, unless the drift check changed it
         return version === 2 ? { amountDue: total } : { total };
       }
       case "order/charge":
@@ -178,6 +203,8 @@ export class World {
         return { reservation: this.call("stock", context, `reserve ${String(state.orderId)}`) };
       case "saga/charge":
         return { receipt: this.call("payments", context, `charge ${String(state.amount)}`) };
+      case "saga/pack":
+        return { parcelWeight: Math.ceil(Number(state.amount) / 50) };
       case "saga/ship":
         if (this.carrierAccepts) return { parcel: this.call("shipping", context, `ship ${String(state.orderId)}`) };
         throw new Error("the carrier rejected the parcel");
@@ -226,6 +253,7 @@ export class World {
   private async compensate(node: string, _state: State, context: Context): Promise<void> {
     if (this.workflow !== "saga" && this.workflow !== "sagaParallel") return;
     if (this.at("before-compensate", node)) return this.crash.fire();
+    if (node === "pack") return void this.compensationIssues.push('compensate() of "pack", a pure node, was called: a saga undoes effects, and a pure node changed nothing outside');
     this.verifyCompensation(node, context);
     if (node === "insure") this.ledger.call("voids", context.idempotencyKey, `void ${String(context.effectKey)}`, this.threadId);
     if (node === "book") this.ledger.call("cancellations", context.idempotencyKey, `cancel ${String(context.effectKey)}`, this.threadId);

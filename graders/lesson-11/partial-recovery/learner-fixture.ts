@@ -16,6 +16,7 @@ type Next = readonly string[] | ((state: Readonly<State>) => readonly string[]);
 
 export interface Hooks {
   run(node: string, state: State, context: unknown): Promise<State | undefined>;
+  revalidate(node: string, state: State, context: unknown): Promise<boolean>;
   compensate(node: string, state: State, context: unknown): Promise<void>;
   saved(kind: "checkpoint" | "writes"): Promise<void>;
 }
@@ -54,12 +55,15 @@ export function closeSavers(): void {
   }
 }
 
+/** How long the grader's migrate() takes, at least. */
+export const MIGRATION_MS = 30;
+
 export type WorkflowName = "order" | "parallel" | "saga" | "sagaParallel" | "flaky" | "loop";
 export interface WorkflowOptions {
   version?: number;
   migrate?: boolean;
   /** A broken variant for the bad-input check. */
-  variant?: "duplicate" | "unknown-start" | "unknown-next" | "router-unknown" | "run-not-function";
+  variant?: "duplicate" | "unknown-start" | "unknown-next" | "router-unknown" | "run-not-function" | "router-string" | "bad-update" | "text-update" | "renamed";
 }
 
 interface NodeSpec {
@@ -69,6 +73,8 @@ interface NodeSpec {
   next?: Next;
   maxAttempts?: number;
   compensable?: boolean;
+  /** The node acts on facts the world may change during a pause (a quoted price). */
+  revalidates?: boolean;
 }
 
 function build(hooks: Hooks, specs: NodeSpec[]) {
@@ -79,6 +85,7 @@ function build(hooks: Hooks, specs: NodeSpec[]) {
     ...(spec.maxAttempts !== undefined && { maxAttempts: spec.maxAttempts }),
     run: (state: State, context: unknown) => hooks.run(spec.name, { ...state }, context),
     ...(spec.compensable && { compensate: (state: State, context: unknown) => hooks.compensate(spec.name, { ...state }, context) }),
+    ...(spec.revalidates && { revalidate: (state: State, context: unknown) => hooks.revalidate(spec.name, { ...state }, context) }),
   }));
 }
 
@@ -90,7 +97,7 @@ export function workflow(name: WorkflowName, hooks: Hooks, options: WorkflowOpti
     const due = (state: Readonly<State>) => Number(version === 2 ? state.amountDue : state.total);
     specs = [
       { name: "quote", kind: "pure", next: (state) => (due(state) > 0 ? ["charge"] : ["summarize"]) },
-      { name: "charge", kind: "effect", next: ["notify"] },
+      { name: "charge", kind: "effect", next: ["notify"], revalidates: true },
       { name: "notify", kind: "effect", next: ["summarize"] },
       { name: "summarize", kind: "pure" },
     ];
@@ -104,7 +111,9 @@ export function workflow(name: WorkflowName, hooks: Hooks, options: WorkflowOpti
   } else if (name === "saga") {
     specs = [
       { name: "reserve", kind: "effect", next: ["charge"], compensable: true },
-      { name: "charge", kind: "effect", next: ["ship"], compensable: true },
+      { name: "charge", kind: "effect", next: ["pack"], compensable: true },
+      // A pure node with a compensate(): a saga undoes effects only, so it must never be called.
+      { name: "pack", kind: "pure", next: ["ship"], compensable: true },
       { name: "ship", kind: "effect", next: [], maxAttempts: 2, compensable: true },
     ];
   } else if (name === "sagaParallel") {
@@ -128,8 +137,16 @@ export function workflow(name: WorkflowName, hooks: Hooks, options: WorkflowOpti
   if (options.variant === "unknown-start") start = ["checkout"];
   if (options.variant === "unknown-next") specs = specs.map((spec, index) => (index === 1 ? { ...spec, next: ["refundDesk"] } : spec));
   if (options.variant === "router-unknown") specs = specs.map((spec, index) => (index === 0 ? { ...spec, next: () => ["refundDesk"] } : spec));
+  if (options.variant === "router-string") specs = specs.map((spec, index) => (index === 0 ? { ...spec, next: () => "charge" as unknown as string[] } : spec));
+  // The workflow changed under a paused run: "charge" is now called "payment".
+  if (options.variant === "renamed") specs = specs.map((spec) => (spec.name === "charge" ? { ...spec, name: "payment" } : spec.name === "quote" ? { ...spec, next: ["payment"] } : spec));
   const nodes: Array<Record<string, unknown>> = build(hooks, specs);
   if (options.variant === "run-not-function") nodes[0] = { ...nodes[0], run: "quote the order" };
+  if (options.variant === "bad-update" || options.variant === "text-update") {
+    const run = nodes[0]!.run as (state: State, context: unknown) => Promise<unknown>;
+    const wrap = options.variant === "bad-update" ? (update: unknown) => [update] : (update: unknown) => JSON.stringify(update);
+    nodes[0] = { ...nodes[0], run: async (state: State, context: unknown) => wrap(await run(state, context)) };
+  }
   return {
     schemaVersion: version,
     start,
@@ -137,6 +154,8 @@ export function workflow(name: WorkflowName, hooks: Hooks, options: WorkflowOpti
     ...(options.migrate && {
       migrate: (state: State, fromVersion: number) => {
         if (fromVersion !== 1) throw new Error(`no migration from version ${fromVersion}`);
+        // A migration is real work (a real one may rewrite large states): part of the recovery time.
+        for (const until = performance.now() + MIGRATION_MS; performance.now() < until; );
         const { total, ...rest } = state;
         return { ...rest, amountDue: total };
       },

@@ -13,8 +13,7 @@ export class SchemaMismatchError extends RecoveryError {
     checkpointId: string,
   ) {
     super(
-      `Checkpoint ${checkpointId} was written by state schema version ${checkpointVersion}, but the workflow is now version ${workflowVersion}. ` +
-        `Resuming would run new code on an old state (possibly from a node that no longer exists): ` +
+      `Checkpoint ${checkpointId} was written by state schema version ${checkpointVersion}, but the workflow is now version ${workflowVersion}: ` +
         `give the workflow migrate(state, fromVersion), or start the work again on a new thread.`,
     );
   }

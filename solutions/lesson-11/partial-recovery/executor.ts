@@ -11,11 +11,15 @@
  * A crash anywhere loses at most the work of the tasks in flight. On resume, finished tasks are
  * read from their pending writes; an unfinished effect runs again with the SAME key, so the
  * provider deduplicates the call that had reached it before the crash.
+ *
+ * A resume also asks nodes with `revalidate` whether the facts they act on survived the pause
+ * (recovery-point drift), and every call ends with a RunReport: whether it resumed, from where,
+ * how it ended and how long recovery took, the raw material of the recovery metrics.
  */
 import { ERROR, newCheckpointId, taskIdFor, type Checkpoint, type CheckpointMetadata, type CheckpointTuple, type PendingWrite } from "#runtime";
 import { RecoveryError, SchemaMismatchError } from "./errors.ts";
 import { parseRunOptions, parseWorkflow } from "./schemas.ts";
-import type { RunOptions, RunResult, RunStatus, Workflow, WorkflowNode, WorkflowState } from "./types.ts";
+import type { RunOptions, RunReport, RunResult, RunStatus, Workflow, WorkflowNode, WorkflowState } from "./types.ts";
 
 /** Channel of a task's update in the pending writes. */
 // Stryker disable next-line StringLiteral: a channel name private to this executor (written and read only here, distinct from ERROR whatever its text)
@@ -51,6 +55,14 @@ export class RecoveringExecutor<S extends WorkflowState> {
   protected readonly workflow: Workflow<S>;
   protected readonly options: RunOptions<S>;
   private readonly nodes: Map<string, WorkflowNode<S>>;
+  /** For the report: when the call began, whether the thread existed, where it continued, when the first node started. */
+  private readonly startedAt = performance.now();
+  /** Whether the thread had checkpoints when the call began; set once it has been read. */
+  private resumed?: boolean;
+  private resumedFrom: string | null = null;
+  private firstNodeAt: number | undefined;
+  /** Nodes already revalidated in this call: the facts are checked once, before a node's first run. */
+  private readonly revalidated = new Set<string>();
 
   constructor(workflow: Workflow<S>, options: RunOptions<S>) {
     this.workflow = parseWorkflow(workflow);
@@ -58,10 +70,25 @@ export class RecoveringExecutor<S extends WorkflowState> {
     this.nodes = new Map(this.workflow.nodes.map((node) => [node.name, node]));
   }
 
+  /** Runs the thread and reports the call, however it ends (a refusal included). */
   async run(): Promise<RunResult<S>> {
+    try {
+      const result = await this.execute();
+      this.report(result.status);
+      return result;
+    } catch (error) {
+      this.report("failed");
+      throw error;
+    }
+  }
+
+  private async execute(): Promise<RunResult<S>> {
     let position = await this.startingPoint();
     let state = this.stateAt(position);
+    if (this.resumed) this.resumedFrom = position.metadata.source === "fork" ? position.parentConfig!.checkpointId : position.config.checkpointId;
     while (position.checkpoint.next.length > 0) {
+      const stale = await this.staleNode(position, state);
+      if (stale) return { state, status: "stale", checkpointId: position.config.checkpointId, error: stale };
       const outcomes = await this.runStep(position, state);
       const failed = outcomes.find((outcome) => outcome.error !== undefined);
       if (failed) return this.compensate(position, state, failed);
@@ -84,6 +111,7 @@ export class RecoveringExecutor<S extends WorkflowState> {
   protected async startingPoint(): Promise<Position> {
     const { saver, threadId, checkpointId, input } = this.options;
     const latest = await saver.getTuple({ threadId });
+    this.resumed = latest !== undefined;
     if (checkpointId !== undefined) {
       const chosen = await saver.getTuple({ threadId, checkpointId });
       if (!chosen) throw new RecoveryError(`Thread "${threadId}" has no checkpoint "${checkpointId}": pass an id from its history, or omit checkpointId to resume the latest.`);
@@ -118,30 +146,55 @@ export class RecoveringExecutor<S extends WorkflowState> {
     return (position.checkpoint.stateSchemaVersion ?? 1) === this.workflow.schemaVersion;
   }
 
-  /** Runs the step's unfinished tasks in parallel; finished ones come from their pending writes. */
-  private async runStep(position: Position, state: S): Promise<TaskOutcome[]> {
-    const checkpointId = position.config.checkpointId;
-    return Promise.all(
-      position.checkpoint.next.map(async (name): Promise<TaskOutcome> => {
-        const taskId = taskIdFor(checkpointId, name);
-        // Writes made under another schema version hold old-shape updates: run those tasks again.
-        // Stryker disable next-line ArrayDeclaration: ["Stryker was here"] destructures to task "S", channel "t": neither ERROR nor UPDATE, so the task runs, as with []
-        const saved = this.versionMatches(position) ? position.pendingWrites.filter(([task]) => task === taskId) : [];
-        const error = saved.find(([, channel]) => channel === ERROR);
-        if (error) return { node: name, error: String(error[2]) };
-        // Stryker disable next-line ConditionalExpression: a task's own writes are one UPDATE or one ERROR (handled above), so "the first write" is the UPDATE
-        const update = saved.find(([, channel]) => channel === UPDATE);
-        if (update) return { node: name, update: update[2] as WorkflowState };
-        return this.runTask(position, state, name, taskId);
-      }),
-    );
+  /** A task's outcome recorded before (a pending write of this checkpoint), if any. */
+  private savedOutcome(position: Position, name: string): TaskOutcome | undefined {
+    const taskId = taskIdFor(position.config.checkpointId, name);
+    // Writes made under another schema version hold old-shape updates: run those tasks again.
+    // Stryker disable next-line ArrayDeclaration: ["Stryker was here"] destructures to task "S", channel "t": neither ERROR nor UPDATE, so the task runs, as with []
+    const saved = this.versionMatches(position) ? position.pendingWrites.filter(([task]) => task === taskId) : [];
+    const error = saved.find(([, channel]) => channel === ERROR);
+    if (error) return { node: name, error: String(error[2]) };
+    // Stryker disable next-line ConditionalExpression: a task's own writes are one UPDATE or one ERROR (handled above), so "the first write" is the UPDATE
+    const update = saved.find(([, channel]) => channel === UPDATE);
+    return update && { node: name, update: update[2] as WorkflowState };
   }
 
-  private async runTask(position: Position, state: S, name: string, taskId: string): Promise<TaskOutcome> {
+  /** Runs the step's unfinished tasks in parallel; finished ones come from their pending writes. */
+  private async runStep(position: Position, state: S): Promise<TaskOutcome[]> {
+    return Promise.all(position.checkpoint.next.map((name) => this.savedOutcome(position, name) ?? this.runTask(position, state, name)));
+  }
+
+  /**
+   * Recovery-point drift: before a node's first run in this call, ask its revalidate() whether the
+   * facts it acts on are still current. (What matters is a resume, after a pause; a fresh run asks
+   * too, which costs one cheap check and keeps this code free of a special case.) The first node
+   * that says no, or cannot tell, is named; the caller stops there, saving nothing, so the thread
+   * stays resumable.
+   */
+  private async staleNode(position: Position, state: S): Promise<string | undefined> {
+    for (const name of position.checkpoint.next) {
+      const node = this.nodes.get(name)!;
+      if (!node.revalidate || this.revalidated.has(name) || this.savedOutcome(position, name)) continue;
+      this.revalidated.add(name);
+      const context = { threadId: this.options.threadId, checkpointId: position.config.checkpointId, node: name };
+      let current: boolean;
+      try {
+        current = await node.revalidate(state, context);
+      } catch (error) {
+        return `node "${name}": its facts could not be revalidated (${error instanceof Error ? error.message : String(error)}); nothing was run, resume when the check works again`;
+      }
+      if (current !== true) return `node "${name}": the facts it acts on changed while the run was paused; nothing was run: resume once they are current, or fork from before the node that gathered them`;
+    }
+    return undefined;
+  }
+
+  private async runTask(position: Position, state: S, name: string): Promise<TaskOutcome> {
     // Stryker disable next-line StringLiteral: unreachable message: every scheduled name was checked by stateAt() or successors() before it got here
     const node = this.node(name, "the step");
     const checkpointId = position.config.checkpointId;
+    const taskId = taskIdFor(checkpointId, name);
     const maxAttempts = node.maxAttempts ?? 1;
+    this.firstNodeAt ??= performance.now();
     for (let attempt = 1; ; attempt++) {
       try {
         const update = (await node.run(state, {
@@ -174,7 +227,7 @@ export class RecoveringExecutor<S extends WorkflowState> {
       // Stryker disable next-line StringLiteral: unreachable message: `ran` is a checkpoint's next, whose names stateAt() or successors() already checked
       const node = this.node(name, "the step");
       const targets = typeof node.next === "function" ? node.next(state) : (node.next ?? []);
-      if (!Array.isArray(targets)) throw new RecoveryError(`The router of node "${name}" returned ${typeof targets}; return an array of node names ([] to end).`);
+      if (!Array.isArray(targets)) throw new RecoveryError(`The router of node "${name}" returned ${JSON.stringify(targets)}; return an array of node names ([] to end).`);
       for (const target of targets) next.add(this.node(target, `the router of node "${name}" returned`).name);
     }
     return [...next];
@@ -188,6 +241,7 @@ export class RecoveringExecutor<S extends WorkflowState> {
   protected async compensate(stale: Position, state: S, failed: TaskOutcome): Promise<RunResult<S>> {
     // Re-read the step: effects that finished beside the failing task in this very run are in its writes now.
     const position: Position = (await this.options.saver.getTuple(stale.config)) ?? stale;
+    // Stryker disable next-line MethodExpression,ConditionalExpression: only COMPENSATED writes hold key strings (UPDATE values are objects, ERROR values messages that name a node), so no other write matches an effect key
     const done = new Set(position.pendingWrites.filter(([, channel]) => channel === COMPENSATED).map(([, , key]) => key));
     const effects = await this.effectsOfTimeline(position);
     for (const effect of effects.reverse()) {
@@ -234,9 +288,23 @@ export class RecoveringExecutor<S extends WorkflowState> {
     return effects;
   }
 
+  /** Tells options.onReport how the call went; recovery time only for a resume that continued. */
+  private report(outcome: RunReport["outcome"]): void {
+    // A resume that continued either started a node or returned at once (a finished thread, a stale step).
+    const recovered = this.firstNodeAt ?? performance.now();
+    this.options.onReport?.({
+      threadId: this.options.threadId,
+      schemaVersion: this.workflow.schemaVersion,
+      kind: this.resumed ? "resume" : "start",
+      outcome,
+      resumedFrom: this.resumedFrom,
+      recoveryMs: this.resumedFrom === null ? null : recovered - this.startedAt,
+    });
+  }
+
   private finished(position: Position, state: S): RunResult<S> {
     const status: RunStatus = position.metadata.status === "compensated" ? "compensated" : "completed";
-    const error = typeof position.metadata.error === "string" ? position.metadata.error : undefined;
+    const error = position.metadata.error as string | undefined; // written by compensate(), always a string
     return { state, status, checkpointId: position.config.checkpointId, ...(error && { error }) };
   }
 
@@ -259,7 +327,7 @@ export class RecoveringExecutor<S extends WorkflowState> {
 
   private node(name: string, where: string): WorkflowNode<S> {
     const node = this.nodes.get(name);
-    if (!node) throw new RecoveryError(`${where} node "${name}", which this workflow does not define (nodes: ${[...this.nodes.keys()].join(", ")}). Did the workflow change under a paused run? Bump schemaVersion.`);
+    if (!node) throw new RecoveryError(`${where} node "${name}", which this workflow does not define. Did the workflow change under a paused run? Bump schemaVersion.`);
     return node;
   }
 }

@@ -6,6 +6,7 @@ import { RecoveringExecutor } from "./executor.ts";
 import type { RunOptions, RunResult, Workflow, WorkflowState } from "./types.ts";
 
 export { RecoveryError, SchemaMismatchError } from "./errors.ts";
+export { recoveryMetrics } from "./metrics.ts";
 export type * from "./types.ts";
 
 /** Starts the thread, or resumes it from its latest (or the given) checkpoint, and runs it to the end. */

@@ -2,37 +2,39 @@
  * zod at the boundary: a malformed workflow or options object fails before anything runs or is saved.
  * zod's own messages name what was expected ("Invalid option: expected one of "pure"|"effect"") and
  * z.prettifyError adds where ("→ at nodes[0].kind"); only functions need a message of ours, since
- * z.custom can say no more than "Invalid input".
+ * z.custom can say no more than "Invalid input" (the path already names which function).
  */
 import { z } from "zod";
 import { RecoveryError } from "./errors.ts";
 import type { RunOptions, Workflow, WorkflowState } from "./types.ts";
 
-const fn = (what: string) => z.custom<(...args: never[]) => unknown>((value) => typeof value === "function", { message: `${what} must be a function` });
+const fn = z.custom<(...args: never[]) => unknown>((value) => typeof value === "function", { message: "Invalid input: expected a function" });
 const name = z.string().min(1);
 
 const NodeSchema = z.object({
   name,
   kind: z.enum(["pure", "effect"]),
-  run: fn("run"),
-  compensate: fn("compensate").optional(),
-  next: z.union([z.array(name), fn("next")]).optional(),
+  run: fn,
+  compensate: fn.optional(),
+  next: z.union([z.array(name), fn]).optional(),
   maxAttempts: z.int().min(1).optional(),
+  revalidate: fn.optional(),
 });
 
 const WorkflowSchema = z.object({
   schemaVersion: z.int().min(1),
-  start: z.array(name).min(1),
+  start: z.array(name),
   nodes: z.array(NodeSchema).min(1),
-  migrate: fn("migrate").optional(),
+  migrate: fn.optional(),
 });
 
 const RunOptionsSchema = z.object({
-  saver: z.object({ getTuple: fn("saver.getTuple"), put: fn("saver.put"), putWrites: fn("saver.putWrites") }),
+  saver: z.object({ getTuple: fn, put: fn, putWrites: fn }),
   threadId: z.string().min(1),
   sqliteFile: z.string().min(1).optional(),
   input: z.record(z.string(), z.unknown()).optional(),
   checkpointId: z.string().min(1).optional(),
+  onReport: fn.optional(),
 });
 
 export function parseWorkflow<S extends WorkflowState>(workflow: Workflow<S>): Workflow<S> {

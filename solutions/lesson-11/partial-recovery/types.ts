@@ -47,6 +47,18 @@ export interface WorkflowNode<S extends WorkflowState = WorkflowState> {
   next?: readonly string[] | ((state: Readonly<S>) => readonly string[]);
   /** Tries before a failure counts as permanent (default 1). Retries reuse the idempotency key. */
   maxAttempts?: number;
+  /**
+   * Recovery-point drift: are the facts this node acts on (a quoted price, a document version) still
+   * current? Asked on a resume before the node runs; false (or a throw) stops the run as "stale".
+   */
+  revalidate?(state: Readonly<S>, context: RevalidationContext): Promise<boolean> | boolean;
+}
+
+export interface RevalidationContext {
+  threadId: string;
+  /** The checkpoint whose `next` scheduled the node. */
+  checkpointId: string;
+  node: string;
 }
 
 export interface Workflow<S extends WorkflowState = WorkflowState> {
@@ -68,15 +80,45 @@ export interface RunOptions<S extends WorkflowState = WorkflowState> {
   input?: S;
   /** Continue from this checkpoint instead of the latest; an older one forks a new branch. */
   checkpointId?: string;
+  /** Receives one RunReport when the call ends: the raw material of the recovery metrics. */
+  onReport?(report: RunReport): void;
 }
 
-export type RunStatus = "completed" | "compensated";
+/** "stale": a resume found that the facts a node acts on changed while the run was paused, and stopped before it. */
+export type RunStatus = "completed" | "compensated" | "stale";
+
+/** One runWorkflow call, labelled like a metrics event (workflow version, kind, outcome). */
+export interface RunReport {
+  threadId: string;
+  /** The workflow's schemaVersion. */
+  schemaVersion: number;
+  /** "resume": the thread had checkpoints when the call began (a plain resume, a finished thread, a fork). */
+  kind: "start" | "resume";
+  /** The result's status, or "failed" when the call threw. */
+  outcome: RunStatus | "failed";
+  /** A resume's starting checkpoint (the latest, or the one forked from); null when none was usable, and for a start. */
+  resumedFrom: string | null;
+  /** A resume that continued: ms from the call to the first node starting, or to the result when none ran; otherwise null. */
+  recoveryMs: number | null;
+}
+
+/** What a recovery dashboard shows, computed over the resumes of a list of reports. */
+export interface RecoveryMetrics {
+  resumes: number;
+  /** Resumes that found a usable checkpoint / resumes. */
+  hitRate: number | null;
+  /** Resumes that threw / resumes. */
+  failureRate: number | null;
+  meanRecoveryMs: number | null;
+  /** Nearest rank: the ceil(0.95 n)-th smallest recovery time. */
+  p95RecoveryMs: number | null;
+}
 
 export interface RunResult<S extends WorkflowState = WorkflowState> {
   state: S;
   status: RunStatus;
   /** The thread's checkpoint this run ended on. */
   checkpointId: string;
-  /** Why the run was compensated. */
+  /** Why the run was compensated, or which node's facts went stale. */
   error?: string;
 }

@@ -9,6 +9,10 @@
  * then each finished undo) is recorded as pending writes on the failing step's checkpoint, so a
  * crash in the middle of compensating resumes the saga instead of re-running the failed node
  * or repeating an undo.
+ * Drift: on a resume, a node with revalidate() is asked before its first run in the call; a "no"
+ * (or a throw) stops the run as stale before anything of that step is run or written. Each
+ * validated call is reported to options.onReport when it ends (recoveryMetrics() summarises the
+ * reports).
  */
 import { z } from "zod";
 import { newCheckpointId, taskIdFor, type Checkpoint, type CheckpointMetadata, type CheckpointSaver, type CheckpointTuple } from "#runtime";
@@ -49,6 +53,8 @@ export interface WorkflowNode<S extends WorkflowState = WorkflowState> {
   next?: readonly string[] | ((state: Readonly<S>) => readonly string[]);
   /** Tries before a failure counts as permanent (default 1). */
   maxAttempts?: number;
+  /** Are the facts this node acts on still current? Asked on a resume before the node runs (see 8). */
+  revalidate?(state: Readonly<S>, context: { threadId: string; checkpointId: string; node: string }): Promise<boolean> | boolean;
 }
 
 export interface Workflow<S extends WorkflowState = WorkflowState> {
@@ -67,15 +73,35 @@ export interface RunOptions<S extends WorkflowState = WorkflowState> {
   input?: S;
   /** Continue from this checkpoint instead of the latest; an older one forks. */
   checkpointId?: string;
+  /** Receives one RunReport when the call ends (see 9). */
+  onReport?(report: RunReport): void;
 }
 
-export type RunStatus = "completed" | "compensated";
+export type RunStatus = "completed" | "compensated" | "stale";
 
 export interface RunResult<S extends WorkflowState = WorkflowState> {
   state: S;
   status: RunStatus;
   checkpointId: string;
   error?: string;
+}
+
+/** One runWorkflow call, as the executor reports it for recovery metrics (see 9). */
+export interface RunReport {
+  threadId: string;
+  schemaVersion: number;
+  kind: "start" | "resume";
+  outcome: RunStatus | "failed";
+  resumedFrom: string | null;
+  recoveryMs: number | null;
+}
+
+export interface RecoveryMetrics {
+  resumes: number;
+  hitRate: number | null;
+  failureRate: number | null;
+  meanRecoveryMs: number | null;
+  p95RecoveryMs: number | null;
 }
 
 // ---------------------------------------------------------------- errors (given)
@@ -121,6 +147,7 @@ const nodeSchema = z.object({
   compensate: z.custom<NonNullable<WorkflowNode["compensate"]>>(isFunction, "compensate must be a function").optional(),
   next: z.union([z.array(z.string().min(1)).readonly(), z.custom<(state: WorkflowState) => readonly string[]>(isFunction)]).optional(),
   maxAttempts: z.number().int().min(1).optional(),
+  revalidate: z.custom<NonNullable<WorkflowNode["revalidate"]>>(isFunction, "revalidate must be a function").optional(),
 });
 
 const workflowSchema = z.object({
@@ -139,6 +166,7 @@ const optionsSchema = z.object({
   threadId: z.string().min(1, "threadId must be a non-empty string"),
   input: z.record(z.string(), z.unknown()).optional(),
   checkpointId: z.string().min(1, "checkpointId must be a non-empty string").optional(),
+  onReport: z.custom<NonNullable<RunOptions["onReport"]>>(isFunction, "onReport must be a function").optional(),
 });
 
 function describe(error: z.ZodError): string {
@@ -210,7 +238,44 @@ class TaskFailed extends Error {
   }
 }
 
+/** What this call's report says, filled in as the call goes. */
+interface Progress {
+  /** The thread had checkpoints when the call began. */
+  resumed: boolean;
+  /** The checkpoint the call continued from (the latest, or the one forked from), once found usable. */
+  resumedFrom: string | null;
+  /** performance.now() when the first node of the call started. */
+  firstRun?: number;
+}
+
+/** One report per validated call, when it ends; a metrics sink that throws does not change the call's outcome. */
+function reportCall(options: RunOptions<WorkflowState>, schemaVersion: number, outcome: RunReport["outcome"], progress: Progress, began: number): void {
+  if (!options.onReport) return;
+  const resumedFrom = progress.resumed ? progress.resumedFrom : null;
+  const recoveryMs = resumedFrom === null ? null : (progress.firstRun ?? performance.now()) - began;
+  try {
+    options.onReport({ threadId: options.threadId, schemaVersion, kind: progress.resumed ? "resume" : "start", outcome, resumedFrom, recoveryMs });
+  } catch {
+    // ignored: reporting is observation only
+  }
+}
+
+/** The dashboard's numbers over the resumes only: p95 by nearest rank, null when there is nothing to count. */
+export function recoveryMetrics(reports: readonly RunReport[]): RecoveryMetrics {
+  const resumes = reports.filter((report) => report.kind === "resume");
+  const times = resumes.flatMap((report) => (typeof report.recoveryMs === "number" ? [report.recoveryMs] : [])).sort((a, b) => a - b);
+  const ratio = (count: number) => (resumes.length === 0 ? null : count / resumes.length);
+  return {
+    resumes: resumes.length,
+    hitRate: ratio(resumes.filter((report) => report.resumedFrom !== null).length),
+    failureRate: ratio(resumes.filter((report) => report.outcome === "failed").length),
+    meanRecoveryMs: times.length === 0 ? null : times.reduce((sum, ms) => sum + ms, 0) / times.length,
+    p95RecoveryMs: times.length === 0 ? null : times[Math.ceil(0.95 * times.length) - 1]!,
+  };
+}
+
 export async function runWorkflow<S extends WorkflowState>(workflow: Workflow<S>, options: RunOptions<S>): Promise<RunResult<S>> {
+  const began = performance.now();
   // ---- 1. validate everything before anything runs or is saved
   const nodes = validateWorkflow(workflow);
   const parsedOptions = optionsSchema.safeParse(options);
@@ -218,87 +283,105 @@ export async function runWorkflow<S extends WorkflowState>(workflow: Workflow<S>
   const { saver, threadId } = options;
   const runVersion = workflow.schemaVersion;
 
-  const latest = await saver.getTuple({ threadId });
-  let chosen: CheckpointTuple | undefined;
-  if (options.checkpointId !== undefined) {
-    chosen = await saver.getTuple({ threadId, checkpointId: options.checkpointId });
-    if (!chosen) throw new RecoveryError(`Thread "${threadId}" has no checkpoint "${options.checkpointId}".`);
-  } else if (!latest && options.input === undefined) {
-    throw new RecoveryError(`Thread "${threadId}" has no checkpoint yet, and no input was given to start it.`);
+  // From here on the call is valid: it reports once, however it ends.
+  const progress: Progress = { resumed: false, resumedFrom: null };
+  const revalidated = new Set<string>(); // nodes whose revalidate() said yes in this call
+  let outcome: RunReport["outcome"] = "failed";
+  try {
+    const result = await execute();
+    outcome = result.status;
+    return result;
+  } finally {
+    reportCall(options as RunOptions<WorkflowState>, runVersion, outcome, progress, began);
   }
 
-  // ---- 2. schema version of the checkpoint we continue from: migrate explicitly or refuse
-  let base = chosen ?? latest;
-  let state: S;
-  let baseVersion = runVersion;
-  if (base) {
-    baseVersion = versionOf(base.checkpoint);
-    if (baseVersion !== runVersion) {
-      if (!workflow.migrate) throw new SchemaMismatchError(baseVersion, runVersion, base.checkpoint.id);
-      state = workflow.migrate(structuredClone(base.checkpoint.channelValues), baseVersion);
-    } else {
-      state = base.checkpoint.channelValues as S;
+  async function execute(): Promise<RunResult<S>> {
+    const latest = await saver.getTuple({ threadId });
+    progress.resumed = latest !== undefined;
+    let chosen: CheckpointTuple | undefined;
+    if (options.checkpointId !== undefined) {
+      chosen = await saver.getTuple({ threadId, checkpointId: options.checkpointId });
+      if (!chosen) throw new RecoveryError(`Thread "${threadId}" has no checkpoint "${options.checkpointId}".`);
+    } else if (!latest && options.input === undefined) {
+      throw new RecoveryError(`Thread "${threadId}" has no checkpoint yet, and no input was given to start it.`);
     }
-    if (base.checkpoint.next.length === 0) return finishedResult(base, state);
-    for (const name of base.checkpoint.next) {
-      if (!nodes.has(name)) {
-        throw new RecoveryError(`Checkpoint ${base.checkpoint.id} schedules "${name}", which this workflow does not have; migrate the run or start a new thread.`);
+
+    // ---- 2. schema version of the checkpoint we continue from: migrate explicitly or refuse
+    let base = chosen ?? latest;
+    let state: S;
+    let baseVersion = runVersion;
+    if (base) {
+      baseVersion = versionOf(base.checkpoint);
+      if (baseVersion !== runVersion) {
+        if (!workflow.migrate) throw new SchemaMismatchError(baseVersion, runVersion, base.checkpoint.id);
+        state = workflow.migrate(structuredClone(base.checkpoint.channelValues), baseVersion);
+      } else {
+        state = base.checkpoint.channelValues as S;
       }
-    }
-  } else {
-    state = { ...options.input } as S;
-  }
-
-  // ---- 3. start, fork or resume
-  if (!base) {
-    base = await save({ threadId }, state, unique(workflow.start), { source: "input", step: -1 });
-    baseVersion = runVersion;
-  } else if (chosen && latest && chosen.checkpoint.id !== latest.checkpoint.id) {
-    // Fork: a new checkpoint on top of the chosen one; the checkpoints after it are left alone.
-    base = await save(chosen.config, state, chosen.checkpoint.next, { source: "fork", step: chosen.metadata.step });
-    baseVersion = runVersion;
-  }
-
-  // ---- 4. steps
-  let head: CheckpointTuple = base;
-  let headVersion = baseVersion;
-  for (;;) {
-    const saga = findWrite<{ error: string; failedNode: string }>(head, sagaTaskId(head.checkpoint.id), SAGA);
-    if (saga) return compensate(head, state, saga.error, saga.failedNode);
-
-    const stepNodes = head.checkpoint.next;
-    const settled = await Promise.allSettled(stepNodes.map((name) => runTask(head, headVersion, state, name)));
-    const failure = settled.find((outcome): outcome is PromiseRejectedResult => outcome.status === "rejected");
-    if (failure) {
-      if (!(failure.reason instanceof TaskFailed)) throw failure.reason; // a storage error: nothing is decided, a resume retries
-      const error = failure.reason.message;
-      // Record the decision first: from here on a resume finishes the saga, it never retries the failed node.
-      await saver.putWrites(head.config, [[SAGA, { error, failedNode: failure.reason.node }]], sagaTaskId(head.checkpoint.id));
-      const reread = await saver.getTuple(head.config);
-      return compensate(reread ?? head, state, error, failure.reason.node);
-    }
-
-    // Shallow-merge in `next` order (not finishing order), so every run and resume agree.
-    let merged = { ...state } as S;
-    for (const outcome of settled) merged = { ...merged, ...(outcome as PromiseFulfilledResult<WorkflowState>).value };
-
-    const successors: string[] = [];
-    for (const name of stepNodes) {
-      const node = nodes.get(name)!;
-      const targets = typeof node.next === "function" ? node.next(merged) : (node.next ?? []);
-      if (!Array.isArray(targets)) throw new RecoveryError(`The router of "${name}" returned ${JSON.stringify(targets)}; it must return an array of node names.`);
-      for (const target of targets) {
-        if (typeof target !== "string" || !nodes.has(target)) {
-          throw new RecoveryError(`The router of "${name}" returned ${JSON.stringify(target)}, which is not a node of this workflow; nothing was scheduled.`);
+      for (const name of base.checkpoint.next) {
+        if (!nodes.has(name)) {
+          throw new RecoveryError(`Checkpoint ${base.checkpoint.id} schedules "${name}", which this workflow does not have; migrate the run or start a new thread.`);
         }
-        successors.push(target);
       }
+      progress.resumedFrom = base.checkpoint.id; // usable: its version is readable and it schedules known nodes
+      if (base.checkpoint.next.length === 0) return finishedResult(base, state);
+    } else {
+      state = { ...options.input } as S;
     }
 
-    head = await save(head.config, merged, unique(successors), { source: "loop", step: head.metadata.step + 1, node: stepNodes.join(",") });
-    headVersion = runVersion;
-    state = merged;
-    if (head.checkpoint.next.length === 0) return { state, status: "completed", checkpointId: head.checkpoint.id };
+    // ---- 3. start, fork or resume
+    if (!base) {
+      base = await save({ threadId }, state, unique(workflow.start), { source: "input", step: -1 });
+      baseVersion = runVersion;
+    } else if (chosen && latest && chosen.checkpoint.id !== latest.checkpoint.id) {
+      // Fork: a new checkpoint on top of the chosen one; the checkpoints after it are left alone.
+      base = await save(chosen.config, state, chosen.checkpoint.next, { source: "fork", step: chosen.metadata.step });
+      baseVersion = runVersion;
+    }
+
+    // ---- 4. steps
+    let head: CheckpointTuple = base;
+    let headVersion = baseVersion;
+    for (;;) {
+      const saga = findWrite<{ error: string; failedNode: string }>(head, sagaTaskId(head.checkpoint.id), SAGA);
+      if (saga) return compensate(head, state, saga.error, saga.failedNode);
+
+      const stepNodes = head.checkpoint.next;
+      const stale = await revalidate(head, headVersion, state);
+      if (stale) return stale;
+      const settled = await Promise.allSettled(stepNodes.map((name) => runTask(head, headVersion, state, name)));
+      const failure = settled.find((outcome): outcome is PromiseRejectedResult => outcome.status === "rejected");
+      if (failure) {
+        if (!(failure.reason instanceof TaskFailed)) throw failure.reason; // a storage error or a RecoveryError: nothing is decided, a resume retries
+        const error = failure.reason.message;
+        // Record the decision first: from here on a resume finishes the saga, it never retries the failed node.
+        await saver.putWrites(head.config, [[SAGA, { error, failedNode: failure.reason.node }]], sagaTaskId(head.checkpoint.id));
+        const reread = await saver.getTuple(head.config);
+        return compensate(reread ?? head, state, error, failure.reason.node);
+      }
+
+      // Shallow-merge in `next` order (not finishing order), so every run and resume agree.
+      let merged = { ...state } as S;
+      for (const outcome of settled) merged = { ...merged, ...(outcome as PromiseFulfilledResult<WorkflowState>).value };
+
+      const successors: string[] = [];
+      for (const name of stepNodes) {
+        const node = nodes.get(name)!;
+        const targets = typeof node.next === "function" ? node.next(merged) : (node.next ?? []);
+        if (!Array.isArray(targets)) throw new RecoveryError(`The router of "${name}" returned ${JSON.stringify(targets)}; it must return an array of node names.`);
+        for (const target of targets) {
+          if (typeof target !== "string" || !nodes.has(target)) {
+            throw new RecoveryError(`The router of "${name}" returned ${JSON.stringify(target)}, which is not a node of this workflow; nothing was scheduled.`);
+          }
+          successors.push(target);
+        }
+      }
+
+      head = await save(head.config, merged, unique(successors), { source: "loop", step: head.metadata.step + 1, node: stepNodes.join(",") });
+      headVersion = runVersion;
+      state = merged;
+      if (head.checkpoint.next.length === 0) return { state, status: "completed", checkpointId: head.checkpoint.id };
+    }
   }
 
   // ---------------------------------------------------------------- helpers (closures over options)
@@ -323,6 +406,30 @@ export async function runWorkflow<S extends WorkflowState>(workflow: Workflow<S>
     };
   }
 
+  /**
+   * Drift: on a resume, each node of the step about to run for the first time in this call
+   * confirms that the facts it acts on still hold, before anything of the step runs or is written.
+   * A "no", or a check that cannot be done, is a stale run: the thread stays where it was.
+   */
+  async function revalidate(tuple: CheckpointTuple, tupleVersion: number, values: S): Promise<RunResult<S> | undefined> {
+    if (!progress.resumed) return undefined;
+    for (const name of tuple.checkpoint.next) {
+      const node = nodes.get(name)!;
+      if (!node.revalidate || revalidated.has(name)) continue;
+      if (findWrite<TaskResult>(tuple, resultTaskId(tuple.checkpoint.id, name, tupleVersion, runVersion), RESULT)) continue; // finished: it will not run
+      let reason: string | undefined;
+      try {
+        const current = await node.revalidate(values, { threadId, checkpointId: tuple.checkpoint.id, node: name });
+        if (current !== true) reason = `Node "${name}" is stale: revalidate() says the facts it acts on changed while the run was paused.`;
+      } catch (error) {
+        reason = `Node "${name}" is stale: its facts could not be revalidated (${errorMessage(error)}).`;
+      }
+      if (reason !== undefined) return { state: values, status: "stale", checkpointId: tuple.checkpoint.id, error: reason };
+      revalidated.add(name);
+    }
+    return undefined;
+  }
+
   async function runTask(tuple: CheckpointTuple, tupleVersion: number, input: S, name: string): Promise<WorkflowState> {
     const node = nodes.get(name)!;
     const checkpointId = tuple.checkpoint.id;
@@ -336,12 +443,15 @@ export async function runWorkflow<S extends WorkflowState>(workflow: Workflow<S>
     let lastError: unknown;
     for (let attempt = 1; attempt <= maxAttempts && update === undefined; attempt++) {
       try {
+        progress.firstRun ??= performance.now();
         const returned = await node.run(input, { threadId, checkpointId, node: name, idempotencyKey, attempt });
         if (returned !== undefined && (typeof returned !== "object" || returned === null || Array.isArray(returned))) {
-          throw new TypeError(`node "${name}" returned ${Array.isArray(returned) ? "an array" : typeof returned}; return an object of state updates or nothing`);
+          // A bug in the workflow, not a failure of the task: fail the run before anything holds it.
+          throw new RecoveryError(`Node "${name}" returned ${Array.isArray(returned) ? "an array" : typeof returned}; run must return an object of state updates or nothing.`);
         }
         update = { ...(returned ?? {}) };
       } catch (error) {
+        if (error instanceof RecoveryError) throw error;
         lastError = error;
       }
     }

@@ -16,6 +16,10 @@
  * then each finished undo) is recorded as pending writes on the failing step's checkpoint, so a
  * crash in the middle of compensating resumes the saga instead of re-running the failed node
  * or repeating an undo.
+ * Drift: on a resume, a node with revalidate() is asked before its first run in the call; a "no"
+ * (or a throw) stops the run as stale before anything of that step is run or written. Each
+ * validated call is reported to options.onReport when it ends (recoveryMetrics() summarises the
+ * reports).
  */
 import { randomUUID } from "node:crypto";
 import Database from "better-sqlite3";
@@ -58,6 +62,8 @@ export interface WorkflowNode<S extends WorkflowState = WorkflowState> {
   next?: readonly string[] | ((state: Readonly<S>) => readonly string[]);
   /** Tries before a failure counts as permanent (default 1). */
   maxAttempts?: number;
+  /** Are the facts this node acts on still current? Asked on a resume before the node runs (see 8). */
+  revalidate?(state: Readonly<S>, context: { threadId: string; checkpointId: string; node: string }): Promise<boolean> | boolean;
 }
 
 export interface Workflow<S extends WorkflowState = WorkflowState> {
@@ -76,15 +82,35 @@ export interface RunOptions<S extends WorkflowState = WorkflowState> {
   input?: S;
   /** Continue from this checkpoint instead of the latest; an older one forks. */
   checkpointId?: string;
+  /** Receives one RunReport when the call ends (see 9). */
+  onReport?(report: RunReport): void;
 }
 
-export type RunStatus = "completed" | "compensated";
+export type RunStatus = "completed" | "compensated" | "stale";
 
 export interface RunResult<S extends WorkflowState = WorkflowState> {
   state: S;
   status: RunStatus;
   checkpointId: string;
   error?: string;
+}
+
+/** One runWorkflow call, as the executor reports it for recovery metrics (see 9). */
+export interface RunReport {
+  threadId: string;
+  schemaVersion: number;
+  kind: "start" | "resume";
+  outcome: RunStatus | "failed";
+  resumedFrom: string | null;
+  recoveryMs: number | null;
+}
+
+export interface RecoveryMetrics {
+  resumes: number;
+  hitRate: number | null;
+  failureRate: number | null;
+  meanRecoveryMs: number | null;
+  p95RecoveryMs: number | null;
 }
 
 // ---------------------------------------------------------------- errors (given)
@@ -130,6 +156,7 @@ const nodeSchema = z.object({
   compensate: z.custom<NonNullable<WorkflowNode["compensate"]>>(isFunction, "compensate must be a function").optional(),
   next: z.union([z.array(z.string().min(1)).readonly(), z.custom<(state: WorkflowState) => readonly string[]>(isFunction)]).optional(),
   maxAttempts: z.number().int().min(1).optional(),
+  revalidate: z.custom<NonNullable<WorkflowNode["revalidate"]>>(isFunction, "revalidate must be a function").optional(),
 });
 
 const workflowSchema = z.object({
@@ -148,6 +175,7 @@ const optionsSchema = z.object({
   threadId: z.string().min(1, "threadId must be a non-empty string"),
   input: z.record(z.string(), z.unknown()).optional(),
   checkpointId: z.string().min(1, "checkpointId must be a non-empty string").optional(),
+  onReport: z.custom<NonNullable<RunOptions["onReport"]>>(isFunction, "onReport must be a function").optional(),
 });
 
 function describe(error: z.ZodError): string {
@@ -382,23 +410,76 @@ class TaskFailed extends Error {
   }
 }
 
+/** What this call's report says, filled in as the call goes. */
+interface Progress {
+  /** The thread had checkpoints when the call began. */
+  resumed: boolean;
+  /** The checkpoint the call continued from (the latest, or the one forked from), once found usable. */
+  resumedFrom: string | null;
+  /** performance.now() when the first node of the call started. */
+  firstRun?: number;
+}
+
+/** One report per validated call, when it ends; a metrics sink that throws does not change the call's outcome. */
+function reportCall(options: RunOptions<WorkflowState>, schemaVersion: number, outcome: RunReport["outcome"], progress: Progress, began: number): void {
+  if (!options.onReport) return;
+  const resumedFrom = progress.resumed ? progress.resumedFrom : null;
+  const recoveryMs = resumedFrom === null ? null : (progress.firstRun ?? performance.now()) - began;
+  try {
+    options.onReport({ threadId: options.threadId, schemaVersion, kind: progress.resumed ? "resume" : "start", outcome, resumedFrom, recoveryMs });
+  } catch {
+    // ignored: reporting is observation only
+  }
+}
+
+/** The dashboard's numbers over the resumes only: p95 by nearest rank, null when there is nothing to count. */
+export function recoveryMetrics(reports: readonly RunReport[]): RecoveryMetrics {
+  const resumes = reports.filter((report) => report.kind === "resume");
+  const times = resumes.flatMap((report) => (typeof report.recoveryMs === "number" ? [report.recoveryMs] : [])).sort((a, b) => a - b);
+  const ratio = (count: number) => (resumes.length === 0 ? null : count / resumes.length);
+  return {
+    resumes: resumes.length,
+    hitRate: ratio(resumes.filter((report) => report.resumedFrom !== null).length),
+    failureRate: ratio(resumes.filter((report) => report.outcome === "failed").length),
+    meanRecoveryMs: times.length === 0 ? null : times.reduce((sum, ms) => sum + ms, 0) / times.length,
+    p95RecoveryMs: times.length === 0 ? null : times[Math.ceil(0.95 * times.length) - 1]!,
+  };
+}
+
 export async function runWorkflow<S extends WorkflowState>(workflow: Workflow<S>, options: RunOptions<S>): Promise<RunResult<S>> {
+  const began = performance.now();
   // ---- 1. validate everything before anything runs or is saved
   const nodes = validateWorkflow(workflow);
   const parsedOptions = optionsSchema.safeParse(options);
   if (!parsedOptions.success) throw new RecoveryError(`Invalid options (${describe(parsedOptions.error)}).`);
   const { threadId } = options;
   const runVersion = workflow.schemaVersion;
-  const { saver, outbox } = openStore(options as RunOptions<WorkflowState>);
+  // From here on the call is valid: it reports once, however it ends.
+  const progress: Progress = { resumed: false, resumedFrom: null };
+  const revalidated = new Set<string>(); // nodes whose revalidate() said yes in this call
+  const report = (outcome: RunReport["outcome"]) => reportCall(options as RunOptions<WorkflowState>, runVersion, outcome, progress, began);
+  let store: ReturnType<typeof openStore>;
   try {
-    return await execute();
+    store = openStore(options as RunOptions<WorkflowState>);
+  } catch (error) {
+    report("failed");
+    throw error;
+  }
+  const { saver, outbox } = store;
+  let outcome: RunReport["outcome"] = "failed";
+  try {
+    const result = await execute();
+    outcome = result.status;
+    return result;
   } finally {
     outbox.close();
+    report(outcome);
   }
 
   async function execute(): Promise<RunResult<S>> {
 
     const latest = await saver.getTuple({ threadId });
+    progress.resumed = latest !== undefined;
     let chosen: CheckpointTuple | undefined;
     if (options.checkpointId !== undefined) {
       chosen = await saver.getTuple({ threadId, checkpointId: options.checkpointId });
@@ -419,12 +500,13 @@ export async function runWorkflow<S extends WorkflowState>(workflow: Workflow<S>
       } else {
         state = base.checkpoint.channelValues as S;
       }
-      if (base.checkpoint.next.length === 0) return finishedResult(base, state);
       for (const name of base.checkpoint.next) {
         if (!nodes.has(name)) {
           throw new RecoveryError(`Checkpoint ${base.checkpoint.id} schedules "${name}", which this workflow does not have; migrate the run or start a new thread.`);
         }
       }
+      progress.resumedFrom = base.checkpoint.id; // usable: its version is readable and it schedules known nodes
+      if (base.checkpoint.next.length === 0) return finishedResult(base, state);
     } else {
       state = { ...options.input } as S;
     }
@@ -447,10 +529,12 @@ export async function runWorkflow<S extends WorkflowState>(workflow: Workflow<S>
       if (saga) return compensate(head, state, saga.error, saga.failedNode);
 
       const stepNodes = head.checkpoint.next;
+      const stale = await revalidate(head, headVersion, state);
+      if (stale) return stale;
       const settled = await Promise.allSettled(stepNodes.map((name) => runTask(head, headVersion, state, name)));
       const failure = settled.find((outcome): outcome is PromiseRejectedResult => outcome.status === "rejected");
       if (failure) {
-        if (!(failure.reason instanceof TaskFailed)) throw failure.reason; // a storage error: nothing is decided, a resume retries
+        if (!(failure.reason instanceof TaskFailed)) throw failure.reason; // a storage error or a RecoveryError: nothing is decided, a resume retries
         const error = failure.reason.message;
         // Record the decision first: from here on a resume finishes the saga, it never retries the failed node.
         await saver.putWrites(head.config, [[SAGA, { error, failedNode: failure.reason.node }]], sagaTaskId(head.checkpoint.id));
@@ -507,6 +591,30 @@ export async function runWorkflow<S extends WorkflowState>(workflow: Workflow<S>
     };
   }
 
+  /**
+   * Drift: on a resume, each node of the step about to run for the first time in this call
+   * confirms that the facts it acts on still hold, before anything of the step runs or is written.
+   * A "no", or a check that cannot be done, is a stale run: the thread stays where it was.
+   */
+  async function revalidate(tuple: CheckpointTuple, tupleVersion: number, values: S): Promise<RunResult<S> | undefined> {
+    if (!progress.resumed) return undefined;
+    for (const name of tuple.checkpoint.next) {
+      const node = nodes.get(name)!;
+      if (!node.revalidate || revalidated.has(name)) continue;
+      if (findWrite<TaskResult>(tuple, resultTaskId(tuple.checkpoint.id, name, tupleVersion, runVersion), RESULT)) continue; // finished: it will not run
+      let reason: string | undefined;
+      try {
+        const current = await node.revalidate(values, { threadId, checkpointId: tuple.checkpoint.id, node: name });
+        if (current !== true) reason = `Node "${name}" is stale: revalidate() says the facts it acts on changed while the run was paused.`;
+      } catch (error) {
+        reason = `Node "${name}" is stale: its facts could not be revalidated (${errorMessage(error)}).`;
+      }
+      if (reason !== undefined) return { state: values, status: "stale", checkpointId: tuple.checkpoint.id, error: reason };
+      revalidated.add(name);
+    }
+    return undefined;
+  }
+
   async function runTask(tuple: CheckpointTuple, tupleVersion: number, input: S, name: string): Promise<WorkflowState> {
     const node = nodes.get(name)!;
     const checkpointId = tuple.checkpoint.id;
@@ -523,12 +631,15 @@ export async function runWorkflow<S extends WorkflowState>(workflow: Workflow<S>
     let lastError: unknown;
     for (let attempt = 1; attempt <= maxAttempts && update === undefined; attempt++) {
       try {
+        progress.firstRun ??= performance.now();
         const returned = await node.run(input, { threadId, checkpointId, node: name, idempotencyKey, attempt });
         if (returned !== undefined && (typeof returned !== "object" || returned === null || Array.isArray(returned))) {
-          throw new TypeError(`node "${name}" returned ${Array.isArray(returned) ? "an array" : typeof returned}; return an object of state updates or nothing`);
+          // A bug in the workflow, not a failure of the task: fail the run before anything holds it.
+          throw new RecoveryError(`Node "${name}" returned ${Array.isArray(returned) ? "an array" : typeof returned}; run must return an object of state updates or nothing.`);
         }
         update = { ...(returned ?? {}) };
       } catch (error) {
+        if (error instanceof RecoveryError) throw error;
         lastError = error;
       }
     }

@@ -5,6 +5,9 @@
  * node is called; every retry, resume and process reads that entry back, so the key is stable
  * across retries and crashes, and distinct across threads, loop iterations and forks (each has
  * its own task). Results and compensations are journalled as pending writes too.
+ * On a resume, a node with revalidate() is asked before its first run in the call; a "no" stops
+ * the run as stale before anything of that step is journalled. Each call that passed validation
+ * is reported to options.onReport when it ends; recoveryMetrics() summarises such reports.
  */
 import { randomUUID } from "node:crypto";
 import { newCheckpointId, taskIdFor, type Checkpoint, type CheckpointMetadata, type CheckpointSaver, type CheckpointTuple } from "#runtime";
@@ -20,6 +23,7 @@ export interface WorkflowNode<S extends WorkflowState = WorkflowState> {
   compensate?(state: Readonly<S>, context: CompensationContext): Promise<void> | void;
   next?: readonly string[] | ((state: Readonly<S>) => readonly string[]);
   maxAttempts?: number;
+  revalidate?(state: Readonly<S>, context: { threadId: string; checkpointId: string; node: string }): Promise<boolean> | boolean;
 }
 export interface Workflow<S extends WorkflowState = WorkflowState> {
   schemaVersion: number;
@@ -27,8 +31,11 @@ export interface Workflow<S extends WorkflowState = WorkflowState> {
   nodes: ReadonlyArray<WorkflowNode<S>>;
   migrate?(state: WorkflowState, fromVersion: number): S;
 }
-export interface RunOptions<S extends WorkflowState = WorkflowState> { saver: CheckpointSaver; threadId: string; input?: S; checkpointId?: string; sqliteFile?: string }
-export interface RunResult<S extends WorkflowState = WorkflowState> { state: S; status: "completed" | "compensated"; checkpointId: string; error?: string }
+export interface RunOptions<S extends WorkflowState = WorkflowState> { saver: CheckpointSaver; threadId: string; input?: S; checkpointId?: string; sqliteFile?: string; onReport?(report: RunReport): void }
+export type RunStatus = "completed" | "compensated" | "stale";
+export interface RunResult<S extends WorkflowState = WorkflowState> { state: S; status: RunStatus; checkpointId: string; error?: string }
+export interface RunReport { threadId: string; schemaVersion: number; kind: "start" | "resume"; outcome: RunStatus | "failed"; resumedFrom: string | null; recoveryMs: number | null }
+export interface RecoveryMetrics { resumes: number; hitRate: number | null; failureRate: number | null; meanRecoveryMs: number | null; p95RecoveryMs: number | null }
 
 export class RecoveryError extends Error {
   override name = "RecoveryError";
@@ -61,6 +68,8 @@ function validate(workflow: Workflow, options: RunOptions): Map<string, Workflow
     check(!byName.has(node.name), `two nodes are called "${node.name}"`);
     check(node.kind === "pure" || node.kind === "effect", `node "${node.name}": kind must be pure or effect`);
     check(typeof node.run === "function", `node "${node.name}": run must be a function`);
+    check(node.revalidate === undefined || typeof node.revalidate === "function", `node "${node.name}": revalidate must be a function`);
+    check(node.next === undefined || Array.isArray(node.next) || typeof node.next === "function", `node "${node.name}": next must be a list of node names or a router function`);
     byName.set(node.name, node);
   }
   check(Array.isArray(workflow.start) && workflow.start.length > 0, "workflow.start must name at least one node");
@@ -70,12 +79,21 @@ function validate(workflow: Workflow, options: RunOptions): Map<string, Workflow
   check(options.saver && typeof options.saver.getTuple === "function" && typeof options.saver.put === "function", "options.saver must be a CheckpointSaver");
   check(typeof options.threadId === "string" && options.threadId !== "", "options.threadId must be a non-empty string");
   check(options.input === undefined || (typeof options.input === "object" && options.input !== null && !Array.isArray(options.input)), "options.input must be an object");
+  check(options.onReport === undefined || typeof options.onReport === "function", "options.onReport must be a function");
   return byName;
 }
 
 class Run<S extends WorkflowState> {
   private readonly nodes: Map<string, WorkflowNode>;
-  constructor(private readonly workflow: Workflow<S>, private readonly options: RunOptions<S>) {
+  /** For the report: did the thread have checkpoints when the call began, which one it continued from, when the first node started. */
+  private resumed = false;
+  private from: string | undefined;
+  private resumedFrom: string | null = null;
+  private firstRun: number | undefined;
+  /** Nodes whose revalidate() said yes in this call. */
+  private readonly revalidated = new Set<string>();
+
+  constructor(private readonly workflow: Workflow<S>, private readonly options: RunOptions<S>, private readonly began: number) {
     this.nodes = validate(workflow as Workflow, options as RunOptions);
   }
 
@@ -107,17 +125,26 @@ class Run<S extends WorkflowState> {
   async start(): Promise<Tuple> {
     const { threadId, checkpointId, input } = this.options;
     const latest = await this.saver.getTuple({ threadId });
+    this.resumed = latest !== undefined;
+    this.from = latest?.config.checkpointId;
     if (checkpointId !== undefined) {
       check(typeof checkpointId === "string" && checkpointId !== "", "options.checkpointId must be a non-empty string");
       const chosen = await this.saver.getTuple({ threadId, checkpointId });
       check(chosen, `thread "${threadId}" has no checkpoint "${checkpointId}"`);
+      this.from = chosen.config.checkpointId;
       if (chosen.config.checkpointId === latest?.config.checkpointId) return chosen;
       this.stateOf(chosen);
+      this.schedulable(chosen);
       return this.save(chosen, chosen.checkpoint.channelValues, [...chosen.checkpoint.next], { source: "fork", step: Number(chosen.metadata?.step ?? 0), forkedFrom: chosen.config.checkpointId }, chosen.checkpoint.stateSchemaVersion ?? 1);
     }
     if (latest) return latest;
     check(input !== undefined, `thread "${threadId}" is new: pass options.input`);
     return this.save(undefined, input, [...this.workflow.start], { source: "input", step: -1 });
+  }
+
+  /** A checkpoint to continue from must schedule only nodes this workflow defines. */
+  private schedulable(tuple: Tuple): void {
+    for (const name of tuple.checkpoint.next) check(this.nodes.has(name), `checkpoint ${tuple.config.checkpointId} schedules "${name}", which this workflow does not define`);
   }
 
   /** The task's key: read back from the journal, or made now and journalled before the node runs. */
@@ -141,7 +168,10 @@ class Run<S extends WorkflowState> {
     const attempts = node.maxAttempts ?? 1;
     for (let attempt = 1; ; attempt++) {
       try {
-        const update = ((await node.run(state, { threadId: this.options.threadId, checkpointId: tuple.config.checkpointId, node: name, idempotencyKey: key, attempt })) ?? {}) as WorkflowState;
+        this.firstRun ??= performance.now();
+        const returned = await node.run(state, { threadId: this.options.threadId, checkpointId: tuple.config.checkpointId, node: name, idempotencyKey: key, attempt });
+        check(returned == null || (typeof returned === "object" && !Array.isArray(returned)), `node "${name}" resolved to ${Array.isArray(returned) ? "an array" : typeof returned}; run must resolve to an object of state updates or nothing`);
+        const update = (returned ?? {}) as WorkflowState;
         await this.saver.putWrites(tuple.config, [[RESULT, update]], task);
         return { update };
       } catch (error) {
@@ -160,7 +190,7 @@ class Run<S extends WorkflowState> {
     for (const name of ran) {
       const node = this.nodes.get(name)!;
       const targets = typeof node.next === "function" ? node.next(state) : (node.next ?? []);
-      check(Array.isArray(targets), `the router of "${name}" must return an array`);
+      check(Array.isArray(targets) && targets.every((target) => typeof target === "string"), `the router of "${name}" returned ${JSON.stringify(targets)}; it must return a list of node names`);
       for (const target of targets) {
         check(this.nodes.has(target), `the router of "${name}" returned unknown node "${target}"`);
         if (!next.includes(target)) next.push(target);
@@ -169,12 +199,38 @@ class Run<S extends WorkflowState> {
     return next;
   }
 
+  /** Runs the call and reports it once when it ends, however it ends. */
+  async reported(): Promise<RunResult<S>> {
+    let outcome: RunReport["outcome"] = "failed";
+    try {
+      const result = await this.run();
+      outcome = result.status;
+      return result;
+    } finally {
+      this.report(outcome);
+    }
+  }
+
+  private report(outcome: RunReport["outcome"]): void {
+    if (!this.options.onReport) return;
+    const resumedFrom = this.resumed ? this.resumedFrom : null;
+    const recoveryMs = resumedFrom === null ? null : (this.firstRun ?? performance.now()) - this.began;
+    try {
+      this.options.onReport({ threadId: this.options.threadId, schemaVersion: this.workflow.schemaVersion, kind: this.resumed ? "resume" : "start", outcome, resumedFrom, recoveryMs });
+    } catch {
+      // A metrics sink that throws must not change the run's outcome.
+    }
+  }
+
   async run(): Promise<RunResult<S>> {
     let tuple = await this.start();
     let state = this.stateOf(tuple);
-    for (const name of tuple.checkpoint.next) check(this.nodes.has(name), `checkpoint schedules unknown node "${name}"`);
+    this.schedulable(tuple);
+    if (this.resumed) this.resumedFrom = this.from ?? null;
     while (tuple.checkpoint.next.length > 0) {
       const ran = [...tuple.checkpoint.next];
+      const stale = await this.revalidate(tuple, state, ran);
+      if (stale) return stale;
       const outcomes = await Promise.all(ran.map((name) => this.task(tuple, state, name)));
       const failure = outcomes.findIndex((outcome) => outcome.error !== undefined);
       if (failure >= 0) return this.undo(tuple, state, ran[failure]!, outcomes[failure]!.error!);
@@ -183,6 +239,27 @@ class Run<S extends WorkflowState> {
     }
     const error = typeof tuple.metadata?.error === "string" ? tuple.metadata.error : undefined;
     return { state, status: tuple.metadata?.status === "compensated" ? "compensated" : "completed", checkpointId: tuple.config.checkpointId, ...(error && { error }) };
+  }
+
+  /** Drift: on a resume, each node about to run for the first time in this call confirms its facts still hold, before anything of the step is journalled. */
+  private async revalidate(tuple: Tuple, state: S, ran: readonly string[]): Promise<RunResult<S> | undefined> {
+    if (!this.resumed) return undefined;
+    for (const name of ran) {
+      const node = this.nodes.get(name)!;
+      const task = taskIdFor(tuple.config.checkpointId, name);
+      const settled = this.writesOf(tuple, task, RESULT).length > 0 || this.writesOf(tuple, task, FAILED).length > 0;
+      if (!node.revalidate || settled || this.revalidated.has(name)) continue;
+      let error: string | undefined;
+      try {
+        const current = await node.revalidate(state, { threadId: this.options.threadId, checkpointId: tuple.config.checkpointId, node: name });
+        if (current !== true) error = `node "${name}" is stale: revalidate() says the facts it acts on changed while the run was paused`;
+      } catch (thrown) {
+        error = `node "${name}" is stale: its facts could not be revalidated: ${thrown instanceof Error ? thrown.message : String(thrown)}`;
+      }
+      if (error) return { state, status: "stale", checkpointId: tuple.config.checkpointId, error };
+      this.revalidated.add(name);
+    }
+    return undefined;
   }
 
   /** Saga: undo this timeline's finished effects, newest first, each journalled once. */
@@ -212,5 +289,20 @@ class Run<S extends WorkflowState> {
 }
 
 export async function runWorkflow<S extends WorkflowState>(workflow: Workflow<S>, options: RunOptions<S>): Promise<RunResult<S>> {
-  return new Run(workflow, options).run();
+  const began = performance.now();
+  return new Run(workflow, options, began).reported();
+}
+
+/** The dashboard's numbers, over the resumes only; p95 by nearest rank; null when there is nothing to count. */
+export function recoveryMetrics(reports: readonly RunReport[]): RecoveryMetrics {
+  const resumes = reports.filter((report) => report.kind === "resume");
+  const times = resumes.flatMap((report) => (typeof report.recoveryMs === "number" ? [report.recoveryMs] : [])).sort((a, b) => a - b);
+  const share = (count: number) => (resumes.length === 0 ? null : count / resumes.length);
+  return {
+    resumes: resumes.length,
+    hitRate: share(resumes.filter((report) => report.resumedFrom !== null).length),
+    failureRate: share(resumes.filter((report) => report.outcome === "failed").length),
+    meanRecoveryMs: times.length === 0 ? null : times.reduce((sum, ms) => sum + ms, 0) / times.length,
+    p95RecoveryMs: times.length === 0 ? null : times[Math.ceil(0.95 * times.length) - 1]!,
+  };
 }

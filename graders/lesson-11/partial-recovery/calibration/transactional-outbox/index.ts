@@ -6,6 +6,10 @@
  * the checkpoint; the tasks are dispatched afterwards and their results written back to the row.
  * After a crash the row is still there: a done task is read back, an undone one is dispatched
  * again with the key in its row. Compensations are rows of their own.
+ * On a resume, a node with revalidate() is asked before its first run in the call (before its
+ * row is dispatched); a "no" stops the run as stale, dispatching and committing nothing. Each
+ * call that passed validation is reported to options.onReport when it ends; recoveryMetrics()
+ * summarises such reports.
  */
 import { randomUUID } from "node:crypto";
 import Database from "better-sqlite3";
@@ -22,6 +26,7 @@ export interface WorkflowNode<S extends WorkflowState = WorkflowState> {
   compensate?(state: Readonly<S>, context: CompensationContext): Promise<void> | void;
   next?: readonly string[] | ((state: Readonly<S>) => readonly string[]);
   maxAttempts?: number;
+  revalidate?(state: Readonly<S>, context: { threadId: string; checkpointId: string; node: string }): Promise<boolean> | boolean;
 }
 export interface Workflow<S extends WorkflowState = WorkflowState> {
   schemaVersion: number;
@@ -29,8 +34,11 @@ export interface Workflow<S extends WorkflowState = WorkflowState> {
   nodes: ReadonlyArray<WorkflowNode<S>>;
   migrate?(state: WorkflowState, fromVersion: number): S;
 }
-export interface RunOptions<S extends WorkflowState = WorkflowState> { saver: CheckpointSaver; sqliteFile?: string; threadId: string; input?: S; checkpointId?: string }
-export interface RunResult<S extends WorkflowState = WorkflowState> { state: S; status: "completed" | "compensated"; checkpointId: string; error?: string }
+export interface RunOptions<S extends WorkflowState = WorkflowState> { saver: CheckpointSaver; sqliteFile?: string; threadId: string; input?: S; checkpointId?: string; onReport?(report: RunReport): void }
+export type RunStatus = "completed" | "compensated" | "stale";
+export interface RunResult<S extends WorkflowState = WorkflowState> { state: S; status: RunStatus; checkpointId: string; error?: string }
+export interface RunReport { threadId: string; schemaVersion: number; kind: "start" | "resume"; outcome: RunStatus | "failed"; resumedFrom: string | null; recoveryMs: number | null }
+export interface RecoveryMetrics { resumes: number; hitRate: number | null; failureRate: number | null; meanRecoveryMs: number | null; p95RecoveryMs: number | null }
 
 export class RecoveryError extends Error {
   override name = "RecoveryError";
@@ -53,6 +61,9 @@ CREATE TABLE IF NOT EXISTS task_undo (
 
 interface Row { node: string; idem_key: string; status: string; result: string | null }
 
+/** What the call's report needs, filled in by the dispatcher as it goes. */
+interface Progress { resumed: boolean; from?: string; resumedFrom: string | null; firstRun?: number }
+
 function refuse(message: string): never {
   throw new RecoveryError(message);
 }
@@ -66,7 +77,9 @@ function validate(workflow: Workflow, options: RunOptions): Map<string, Workflow
     if (typeof node?.name !== "string" || node.name === "") refuse("a node has no name");
     if (nodes.has(node.name)) refuse(`the node name "${node.name}" is used twice`);
     if (node.kind !== "pure" && node.kind !== "effect") refuse(`node "${node.name}" has kind ${String(node.kind)}`);
-    if (typeof node.run !== "function") refuse(`node "${node.name}" has no run()`);
+    if (typeof node.run !== "function") refuse(`node "${node.name}": run must be a function`);
+    if (node.revalidate !== undefined && typeof node.revalidate !== "function") refuse(`node "${node.name}": revalidate must be a function`);
+    if (node.next !== undefined && !Array.isArray(node.next) && typeof node.next !== "function") refuse(`node "${node.name}": next must be a list of node names or a router function`);
     nodes.set(node.name, node);
   }
   if (!Array.isArray(workflow.start) || workflow.start.length === 0) refuse("start names no node");
@@ -77,19 +90,55 @@ function validate(workflow: Workflow, options: RunOptions): Map<string, Workflow
   if (typeof options.sqliteFile !== "string" || options.sqliteFile === "") refuse("sqliteFile (the saver's SQLite file) is required by this executor");
   if (options.input !== undefined && (typeof options.input !== "object" || options.input === null || Array.isArray(options.input))) refuse("input must be an object");
   if (options.checkpointId !== undefined && (typeof options.checkpointId !== "string" || options.checkpointId === "")) refuse("checkpointId must be a non-empty string");
+  if (options.onReport !== undefined && typeof options.onReport !== "function") refuse("onReport must be a function");
   return nodes;
 }
 
 export async function runWorkflow<S extends WorkflowState>(workflow: Workflow<S>, options: RunOptions<S>): Promise<RunResult<S>> {
+  const began = performance.now();
   const nodes = validate(workflow as Workflow, options as RunOptions);
-  const db = new Database(options.sqliteFile!);
+  const progress: Progress = { resumed: false, resumedFrom: null };
+  let outcome: RunReport["outcome"] = "failed";
   try {
-    const saver = new SqliteSaver(db);
-    db.exec(OUTBOX);
-    return await new Dispatcher(workflow, options, nodes, db, saver).run();
+    const db = new Database(options.sqliteFile!);
+    try {
+      const saver = new SqliteSaver(db);
+      db.exec(OUTBOX);
+      const result = await new Dispatcher(workflow, options, nodes, db, saver, progress).run();
+      outcome = result.status;
+      return result;
+    } finally {
+      db.close();
+    }
   } finally {
-    db.close();
+    report(options, workflow.schemaVersion, outcome, progress, began);
   }
+}
+
+/** One report per validated call, when it ends: a resume's recovery time runs to the first dispatch, or to the result. */
+function report(options: RunOptions<WorkflowState>, schemaVersion: number, outcome: RunReport["outcome"], progress: Progress, began: number): void {
+  if (!options.onReport) return;
+  const resumedFrom = progress.resumed ? progress.resumedFrom : null;
+  const recoveryMs = resumedFrom === null ? null : (progress.firstRun ?? performance.now()) - began;
+  try {
+    options.onReport({ threadId: options.threadId, schemaVersion, kind: progress.resumed ? "resume" : "start", outcome, resumedFrom, recoveryMs });
+  } catch {
+    // A metrics sink that throws must not change the run's outcome.
+  }
+}
+
+/** The dashboard's numbers, over the resumes only; p95 by nearest rank; null when there is nothing to count. */
+export function recoveryMetrics(reports: readonly RunReport[]): RecoveryMetrics {
+  const resumes = reports.filter((r) => r.kind === "resume");
+  const times = resumes.map((r) => r.recoveryMs).filter((ms): ms is number => typeof ms === "number").sort((a, b) => a - b);
+  const rate = (count: number) => (resumes.length > 0 ? count / resumes.length : null);
+  return {
+    resumes: resumes.length,
+    hitRate: rate(resumes.filter((r) => r.resumedFrom !== null).length),
+    failureRate: rate(resumes.filter((r) => r.outcome === "failed").length),
+    meanRecoveryMs: times.length > 0 ? times.reduce((a, b) => a + b, 0) / times.length : null,
+    p95RecoveryMs: times.length > 0 ? times[Math.ceil(0.95 * times.length) - 1]! : null,
+  };
 }
 
 class Dispatcher<S extends WorkflowState> {
@@ -98,6 +147,8 @@ class Dispatcher<S extends WorkflowState> {
   private readonly finish: Database.Statement;
   private readonly undone: Database.Statement;
   private readonly markUndone: Database.Statement;
+  /** Nodes whose revalidate() said yes in this call. */
+  private readonly revalidated = new Set<string>();
 
   constructor(
     private readonly workflow: Workflow<S>,
@@ -105,6 +156,7 @@ class Dispatcher<S extends WorkflowState> {
     private readonly nodes: Map<string, WorkflowNode>,
     private readonly db: Database.Database,
     private readonly saver: SqliteSaver,
+    private readonly progress: Progress,
   ) {
     this.tasksOf = db.prepare("SELECT node, idem_key, status, result FROM task_outbox WHERE thread = ? AND checkpoint = ?");
     this.addTask = db.prepare("INSERT OR IGNORE INTO task_outbox (thread, checkpoint, node, idem_key) VALUES (?, ?, ?, ?)");
@@ -141,17 +193,52 @@ class Dispatcher<S extends WorkflowState> {
 
   private async begin(): Promise<CheckpointTuple> {
     const latest = await this.load();
+    this.progress.resumed = latest !== undefined;
+    this.progress.from = latest?.config.checkpointId;
     const wanted = this.options.checkpointId;
     if (wanted !== undefined) {
       const base = (await this.load(wanted)) ?? refuse(`thread "${this.thread}" has no checkpoint "${wanted}"`);
+      this.progress.from = base.config.checkpointId;
       if (base.config.checkpointId === latest?.config.checkpointId) return base;
       this.versioned(base);
+      this.schedulable(base);
       const id = this.commit(base.config.checkpointId, base.checkpoint.channelValues, [...base.checkpoint.next], { source: "fork", step: Number(base.metadata.step), forkedFrom: base.config.checkpointId }, base.checkpoint.stateSchemaVersion ?? 1);
       return (await this.load(id))!;
     }
     if (latest) return latest;
     if (this.options.input === undefined) refuse(`thread "${this.thread}" does not exist yet: pass input to start it`);
     return (await this.load(this.commit(undefined, this.options.input, [...this.workflow.start], { source: "input", step: -1 })))!;
+  }
+
+  /** A checkpoint to continue from (or fork) must schedule only nodes this workflow defines. */
+  private schedulable(tuple: CheckpointTuple): void {
+    for (const name of tuple.checkpoint.next) if (!this.nodes.has(name)) refuse(`checkpoint ${tuple.config.checkpointId} schedules "${name}", which this workflow does not have`);
+  }
+
+  /**
+   * Drift: on a resume, each node about to be dispatched for the first time in this call confirms
+   * that the facts it acts on still hold. A "no" (or a check that cannot be done) is a stale run:
+   * nothing of the step is dispatched or committed.
+   */
+  private async stale(at: CheckpointTuple, state: S): Promise<RunResult<S> | undefined> {
+    if (!this.progress.resumed) return undefined;
+    const rows = this.tasksOf.all(this.thread, at.config.checkpointId) as Row[];
+    for (const name of at.checkpoint.next) {
+      const node = this.nodes.get(name)!;
+      const settled = rows.some((row) => row.node === name && row.status !== "pending");
+      if (!node.revalidate || settled || this.revalidated.has(name)) continue;
+      let error: string | undefined;
+      try {
+        if ((await node.revalidate(state, { threadId: this.thread, checkpointId: at.config.checkpointId, node: name })) !== true) {
+          error = `node "${name}" is stale: revalidate() says the facts it acts on changed while the run was paused`;
+        }
+      } catch (thrown) {
+        error = `node "${name}" is stale: its facts could not be revalidated: ${thrown instanceof Error ? thrown.message : String(thrown)}`;
+      }
+      if (error) return { state, status: "stale", checkpointId: at.config.checkpointId, error };
+      this.revalidated.add(name);
+    }
+    return undefined;
   }
 
   /** Dispatches one task from its outbox row, or reads its recorded result back. */
@@ -162,7 +249,12 @@ class Dispatcher<S extends WorkflowState> {
     const tries = node.maxAttempts ?? 1;
     for (let attempt = 1; ; attempt++) {
       try {
-        const update = ((await node.run(state, { threadId: this.thread, checkpointId: at.config.checkpointId, node: row.node, idempotencyKey: row.idem_key, attempt })) ?? {}) as WorkflowState;
+        this.progress.firstRun ??= performance.now();
+        const returned = await node.run(state, { threadId: this.thread, checkpointId: at.config.checkpointId, node: row.node, idempotencyKey: row.idem_key, attempt });
+        if (returned != null && (typeof returned !== "object" || Array.isArray(returned))) {
+          refuse(`node "${row.node}" resolved to ${Array.isArray(returned) ? "an array" : typeof returned}; run must resolve to an object of state updates or nothing`);
+        }
+        const update = (returned ?? {}) as WorkflowState;
         this.finish.run("done", JSON.stringify(update), this.thread, at.config.checkpointId, row.node);
         return { update };
       } catch (error) {
@@ -187,8 +279,11 @@ class Dispatcher<S extends WorkflowState> {
   async run(): Promise<RunResult<S>> {
     let at = await this.begin();
     let state = this.versioned(at);
-    for (const name of at.checkpoint.next) if (!this.nodes.has(name)) refuse(`checkpoint ${at.config.checkpointId} schedules "${name}", which this workflow does not have`);
+    this.schedulable(at);
+    if (this.progress.resumed) this.progress.resumedFrom = this.progress.from ?? null;
     while (at.checkpoint.next.length > 0) {
+      const stale = await this.stale(at, state);
+      if (stale) return stale;
       const rows = this.rows(at);
       const results = await Promise.all(rows.map((row) => this.dispatch(at, state, row)));
       const failed = results.findIndex((result) => result.error !== undefined);
@@ -198,7 +293,7 @@ class Dispatcher<S extends WorkflowState> {
       for (const name of at.checkpoint.next) {
         const node = this.nodes.get(name)!;
         const targets = typeof node.next === "function" ? node.next(state) : (node.next ?? []);
-        if (!Array.isArray(targets)) refuse(`the router of "${name}" did not return an array`);
+        if (!Array.isArray(targets) || !targets.every((target) => typeof target === "string")) refuse(`the router of "${name}" returned ${JSON.stringify(targets)}, not a list of node names`);
         for (const target of targets) {
           if (!this.nodes.has(target)) refuse(`the router of "${name}" returned "${target}", which is not a node`);
           if (!next.includes(target)) next.push(target);
