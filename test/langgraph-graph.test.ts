@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { SqliteSaver, type CheckpointSaver } from "#runtime";
 import { leaseDatabase } from "../graders/harness/redis.ts";
 import { toLangGraphSaver } from "../kit/langgraph/bridge.ts";
+import { runOrderScenario } from "../kit/langgraph/order.ts";
 import { runScenario } from "../kit/langgraph/workflow.ts";
 import { RedisSaver } from "../solutions/lesson-11/scan-indexing/index.ts";
 
@@ -67,6 +68,30 @@ describe.each(savers)("LangGraph StateGraph on the %s", (_name, open) => {
       for await (const snapshot of graph.getStateHistory({ configurable: { thread_id: threadId } })) history.push(snapshot);
       expect(history.filter((s) => s.values.published === true)).toHaveLength(history.filter((s) => s.next.length === 0).length);
       expect(history.length).toBeGreaterThan(8);
+    } finally {
+      await saver.deleteThread(threadId);
+      await close();
+    }
+  });
+});
+
+describe.each(savers)("LangGraph order workflow (partial-recovery) on the %s", (_name, open) => {
+  it("a resume after a crash between the charge and its checkpoint reuses the task's key, and a fork charges as a separate effect", async () => {
+    const { saver, close } = await open();
+    const threadId = `order-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+    try {
+      const { provider, runs, completed, forked, original } = await runOrderScenario(toLangGraphSaver(saver), threadId);
+      const charges = provider.calls.filter((c) => c.service === "payments");
+      // The crashed attempt and the resume sent one key: the provider executed it once.
+      expect(charges.map((c) => c.deduplicated)).toEqual([false, true, false]);
+      expect(charges[1]!.key).toBe(charges[0]!.key);
+      expect(charges[2]!.key).not.toBe(charges[0]!.key);
+      expect(charges.every((c) => c.key.startsWith(`${threadId}:`))).toBe(true);
+      expect(completed).toMatchObject({ total: 108, receipt: "payments#1", emailId: "email#1", summary: "order-42: 108 paid (payments#1), confirmation email#1" });
+      expect(forked).toMatchObject({ amount: 90, total: 97.2, receipt: "payments#2", emailId: "email#2" });
+      expect(original).toEqual(completed);
+      // quote ran once: its result was in the checkpoint before the crash; charge ran for the crash, the resume and the fork.
+      expect(runs).toEqual({ quote: 1, charge: 3, notify: 2, summarize: 2 });
     } finally {
       await saver.deleteThread(threadId);
       await close();
