@@ -152,7 +152,7 @@ describe.each(modes)("learner process (%s)", (mode) => {
     }
   });
 
-  (mode === "bwrap" ? test : test.skip)("paths of the data folder look like a service's own, not a temporary folder, and still reach the same files", async () => {
+  if (mode === "bwrap") test("paths of the data folder look like a service's own, not a temporary folder, and still reach the same files", async () => {
     const { api } = await start(mode);
     const file = join(scratch, "orders.db");
     const seen = await api.whereIs(file);
@@ -165,7 +165,7 @@ describe.each(modes)("learner process (%s)", (mode) => {
     expect(await api.echo(file), "a path that went in comes back as the trusted side's").toBe(file);
   });
 
-  (mode === "bwrap" ? test : test.skip)("it cannot reach the grading side's loopback", async () => {
+  if (mode === "bwrap") test("it cannot reach the grading side's loopback", async () => {
     const server = createServer((socket) => socket.destroy());
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const port = (server.address() as { port: number }).port;
