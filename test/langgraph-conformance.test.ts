@@ -22,7 +22,7 @@ import { describe, expect, it } from "vitest";
 import { MemorySaver, SqliteSaver, type CheckpointSaver } from "#runtime";
 import { toLangGraphSaver } from "../kit/langgraph/bridge.ts";
 import { runConformance } from "../kit/langgraph/conformance.ts";
-import { leaseDatabase } from "../graders/harness/redis.ts";
+import { leasedRedisClient } from "../graders/harness/redis.ts";
 import { RedisSaver } from "../solutions/lesson-11/scan-indexing/index.ts";
 
 /** validate() with a cleanup per saver: `open` returns the kit saver and what closes it. */
@@ -61,16 +61,8 @@ validateKitSaver("kit reference RedisSaver (ioredis-mock)", async () => {
 const redisUrl = process.env.REDIS_URL;
 if (redisUrl) {
   validateKitSaver("kit reference RedisSaver (redis-server)", async () => {
-    const lease = await leaseDatabase(redisUrl);
-    const client = new Redis(redisUrl, { db: lease.db, maxRetriesPerRequest: 1 });
-    await client.flushdb(); // a crashed run may have left keys behind
-    return {
-      saver: new RedisSaver(client),
-      close: async () => {
-        await lease.release(client); // empties the database, then frees it
-        await client.quit();
-      },
-    };
+    const { client, close } = await leasedRedisClient(redisUrl);
+    return { saver: new RedisSaver(client), close };
   });
 } else if (process.env.CI === "true") {
   it("CI runs the conformance suite on a real redis-server", () => {

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SqliteSaver, type CheckpointSaver } from "#runtime";
-import { leaseDatabase } from "../graders/harness/redis.ts";
+import { leasedRedisClient } from "../graders/harness/redis.ts";
 import { toLangGraphSaver } from "../kit/langgraph/bridge.ts";
 import { runOrderScenario } from "../kit/langgraph/order.ts";
 import { runScenario } from "../kit/langgraph/workflow.ts";
@@ -35,9 +35,8 @@ if (redisUrl) {
     "reference RedisSaver on redis-server",
     async () => {
       // A database of its own, leased as the graders' checks lease theirs (graders/harness/redis.ts).
-      const lease = await leaseDatabase(redisUrl);
-      const client = new Redis(redisUrl, { db: lease.db, maxRetriesPerRequest: 1 });
-      return { saver: new RedisSaver(client), close: async () => (await lease.release(client), client.disconnect()) };
+      const { client, close } = await leasedRedisClient(redisUrl);
+      return { saver: new RedisSaver(client), close };
     },
   ]);
 } else if (process.env.CI === "true") {

@@ -604,7 +604,7 @@ const ownedKey = (db: number) => `checkpoint-kit:test-db:${db}:owned`;
  * touched. The run empties it on its own client before it starts and in release() (FLUSHDB ASYNC:
  * the keys are gone at once, their memory is freed in the background).
  */
-export async function leaseDatabase(url: string): Promise<{ db: number; release(client: Redis): Promise<void> }> {
+async function leaseDatabase(url: string): Promise<{ db: number; release(client: Redis): Promise<void> }> {
   const registry = new Redis(url, { maxRetriesPerRequest: 1 });
   const home = (registry.options.db ?? 0) as number;
   const token = randomBytes(12).toString("hex");
@@ -659,6 +659,24 @@ export async function leaseDatabase(url: string): Promise<{ db: number; release(
     noteActivity(); // waiting for a database is the grader's delay, not the learner's
     await new Promise((resolve) => setTimeout(resolve, Math.min(1_000, 50 * 2 ** Math.min(attempt, 5))));
   }
+}
+
+/**
+ * A client on a leased, emptied database of `url`'s server, for tests outside a grader that need a
+ * database nobody else writes to (LangGraph's conformance suite lists every thread). close()
+ * empties and frees it.
+ */
+export async function leasedRedisClient(url: string): Promise<{ client: Redis; close(): Promise<void> }> {
+  const lease = await leaseDatabase(url);
+  const client = new Redis(url, { db: lease.db, maxRetriesPerRequest: 1 });
+  await client.flushdb(); // a crashed run may have left keys behind
+  return {
+    client,
+    async close() {
+      await lease.release(client);
+      await client.quit();
+    },
+  };
 }
 
 const RENEW = `if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) end return 0`;

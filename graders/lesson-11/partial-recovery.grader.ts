@@ -17,6 +17,7 @@ import type { CheckpointTuple } from "#runtime";
 import { defineGrader, hiddenChecksEnabled } from "#harness/check.ts";
 import { describeOutcome } from "#harness/crash.ts";
 import {
+  countCheckpoints,
   crashAndResume,
   expectEachEffectOnce,
   expectRejects,
@@ -196,7 +197,7 @@ grader.core(
   async (api, check) => {
     const thread = newCase(check, "order", orderInput());
     const finished = resultOf(await runThread(await sharedProc(api, check), thread), "An uncrashed run of the order workflow did not finish:");
-    const count = () => withStore(thread.file, async (saver) => (await allCheckpoints(saver, thread.world.threadId)).length);
+    const count = () => countCheckpoints(thread);
     const checkpoints = await count();
     const ledger = thread.world.ledger;
     const entries = ledger.entries.length;
@@ -220,10 +221,7 @@ grader.core(
     const isUnitError = (error: unknown) => error instanceof api.RecoveryError && error.message.length > 15;
     const refused = async (what: string, thread: ReturnType<typeof newCase>, extra: Parameters<typeof runThread>[2] = {}) => {
       const outcome = await runThread(proc, thread, extra);
-      await expectRejects(async () => {
-        if (outcome.kind === "failed") throw outcome.error;
-        if (outcome.kind !== "finished") throw new Error(describeOutcome(outcome));
-      }, isUnitError, what);
+      expectRejects(outcome, isUnitError, what);
       if (thread.world.ledger.entries.length > 0) fail(`${what}, the refused call still ran nodes: ${show(thread.world.ledger.entries.map((e) => (e.kind === "run" ? e.node : e.service)))}. Validate before running anything.`);
       const saved = thread.world.threadId === "" ? [] : await withStore(thread.file, (saver) => allCheckpoints(saver, thread.world.threadId));
       if (saved.length > 0) fail(`${what}, the refused call still saved ${saved.length} checkpoint(s). Validate before saving anything.`);
@@ -242,10 +240,7 @@ grader.core(
     // A router is only known when it runs: the run fails there, and no checkpoint schedules the unknown node.
     const routed = newCase(check, "order", input);
     const outcome = await runThread(proc, routed, { workflow: { variant: "router-unknown" } });
-    await expectRejects(async () => {
-      if (outcome.kind === "failed") throw outcome.error;
-      if (outcome.kind !== "finished") throw new Error(describeOutcome(outcome));
-    }, isUnitError, 'When the router of "quote" returned a node the workflow does not define');
+    expectRejects(outcome, isUnitError, 'When the router of "quote" returned a node the workflow does not define');
     const schedules = await withStore(routed.file, async (saver) => (await allCheckpoints(saver, routed.world.threadId)).flatMap((t) => t.checkpoint.next));
     if (schedules.includes("refundDesk")) fail('When the router of "quote" returned the unknown node "refundDesk", a checkpoint was saved with it in next: a resume would then fail on every attempt.');
   },
@@ -277,14 +272,7 @@ grader.excellence(
     ];
     for (const [what, thread, extra, names] of cases) {
       const outcome = await runThread(proc, thread, extra);
-      const error = await expectRejects(
-        async () => {
-          if (outcome.kind === "failed") throw outcome.error;
-          if (outcome.kind !== "finished") throw new Error(describeOutcome(outcome));
-        },
-        (e) => e instanceof api.RecoveryError,
-        what,
-      );
+      const error = expectRejects(outcome, (e) => e instanceof api.RecoveryError, what);
       const { name, message } = error as Error;
       if (name !== "RecoveryError") fail(`${what}, the error's name is ${show(name)}; the unit's error is named "RecoveryError" (logs and callers tell it apart by name).`);
       if (!names.test(message)) fail(`${what}, the RecoveryError said ${show(message)}; it must say what is wrong, naming ${show(names.source.replace(/\\b/g, ""))}.`);
@@ -304,20 +292,13 @@ grader.excellence(
     ];
     for (const [what, thread, extra, names] of running) {
       // (A new thread's file does not exist yet: opening it here would create it, owned by the grader.)
-      const checkpoints = thread.file !== done.file ? 0 : await withStore(thread.file, async (saver) => (await allCheckpoints(saver, thread.world.threadId)).length);
+      const checkpoints = thread.file !== done.file ? 0 : await countCheckpoints(thread);
       const outcome = await runThread(proc, thread, extra);
-      const error = await expectRejects(
-        async () => {
-          if (outcome.kind === "failed") throw outcome.error;
-          if (outcome.kind !== "finished") throw new Error(describeOutcome(outcome));
-        },
-        (e) => e instanceof api.RecoveryError,
-        what,
-      );
+      const error = expectRejects(outcome, (e) => e instanceof api.RecoveryError, what);
       const { message } = error as Error;
       if (!names.every((name) => name.test(message))) fail(`${what}, the RecoveryError said ${show(message)}; it must say what is wrong, naming ${names.map((n) => n.source).join(" and ")}.`);
       // A new thread keeps only its input checkpoint; the fork saves nothing at all.
-      const added = (await withStore(thread.file, async (saver) => (await allCheckpoints(saver, thread.world.threadId)).length)) - checkpoints;
+      const added = (await countCheckpoints(thread)) - checkpoints;
       const allowed = checkpoints === 0 ? 1 : 0;
       if (added > allowed) fail(`${what}, the call saved ${added - allowed} checkpoint(s)${allowed ? " besides the input one" : ""}: fail before saving a step (or a fork) that holds what went wrong.`);
     }
@@ -615,18 +596,11 @@ grader.excellence(
     if (stamped !== 1) fail(`The paused run's latest checkpoint has stateSchemaVersion ${show(stamped)}; stamp each checkpoint with the workflow's schemaVersion (1 here).`);
     const ledger = thread.world.ledger;
     const entries = ledger.entries.length;
-    const count = () => withStore(thread.file, async (saver) => (await allCheckpoints(saver, threadId)).length);
+    const count = () => countCheckpoints(thread);
     const checkpoints = await count();
     const proc = await sharedProc(api, check);
     const refused = await runThread(proc, thread, { workflow: { version: 2 } });
-    const mismatch = (await expectRejects(
-      async () => {
-        if (refused.kind === "failed") throw refused.error;
-        if (refused.kind !== "finished") throw new Error(describeOutcome(refused));
-      },
-      (error) => error instanceof api.SchemaMismatchError,
-      "Resuming a version-1 checkpoint with a version-2 workflow that has no migrate()",
-    )) as InstanceType<RecoveryApi["SchemaMismatchError"]>;
+    const mismatch = expectRejects(refused, (error) => error instanceof api.SchemaMismatchError, "Resuming a version-1 checkpoint with a version-2 workflow that has no migrate()") as InstanceType<RecoveryApi["SchemaMismatchError"]>;
     const pausedId = paused?.config.checkpointId ?? "";
     if (mismatch.name !== "SchemaMismatchError" || mismatch.checkpointVersion !== 1 || mismatch.workflowVersion !== 2 || !mismatch.message.includes(pausedId) || !/migrate/.test(mismatch.message)) {
       fail(
@@ -675,13 +649,13 @@ grader.excellence(
     const threadId = world.threadId;
     const paused = await withStore(thread.file, (saver) => saver.getTuple({ threadId }));
     if (!paused || !isDeepStrictEqual(paused.checkpoint.next, ["charge"])) return fail(`After a crash at "${label(point)}", the latest checkpoint has next ${show(paused?.checkpoint.next)}; expected ["charge"].`);
-    const count = () => withStore(thread.file, async (saver) => (await allCheckpoints(saver, threadId)).length);
+    const count = () => countCheckpoints(thread);
     const checkpoints = await count();
     world.taxRate = 110;
     const expectStale = async (outcome: Awaited<ReturnType<typeof runThread>>, situation: string, reason?: RegExp) => {
       const result = resultOf(outcome, `${situation}, the resume`);
       if (result.status !== "stale") fail(`${situation}, the resume ended with status ${show(result.status)} and state ${show(result.state)}; the quote it would charge is stale, so it must stop with status "stale" before charging.`);
-      if (!world.revalidations.includes("charge")) fail(`${situation}, charge's revalidate() was never called; a resume asks it before charge runs.`);
+      if (!world.revalidations.some((call) => call.node === "charge")) fail(`${situation}, charge's revalidate() was never called; a resume asks it before charge runs.`);
       if (world.ledger.runs("charge") > 0 || world.ledger.calls("payments").length > 0) fail(`${situation}, the resume still ran charge (${world.ledger.calls("payments").length} payment request(s)): a stale step runs nothing.`);
       if (!isDeepStrictEqual(result.state, paused.checkpoint.channelValues) || result.checkpointId !== paused.config.checkpointId) {
         fail(`${situation}, the stale result was state ${show(result.state)} at checkpoint ${show(result.checkpointId)}; expected the state and id of the checkpoint the run stopped at, ${show(paused.checkpoint.channelValues)} at ${paused.config.checkpointId}.`);
@@ -689,10 +663,11 @@ grader.excellence(
       if (typeof result.error !== "string" || !result.error.includes("charge") || (reason && !reason.test(result.error))) {
         fail(`${situation}, the stale result's error was ${show(result.error)}; it must name the node whose facts went stale ("charge")${reason ? ` and say why (${reason.source})` : ""}.`);
       }
-      if ((await count()) !== checkpoints) fail(`${situation}, the resume saved ${(await count()) - checkpoints} checkpoint(s); a stale run saves nothing, so the thread stays where it was.`);
+      const added = (await count()) - checkpoints;
+      if (added !== 0) fail(`${situation}, the resume saved ${added} checkpoint(s); a stale run saves nothing, so the thread stays where it was.`);
     };
     await expectStale(await runThread(await freshProc(check), thread), "When the price changed while the run was paused");
-    const context = world.revalidationContexts.at(-1) as Record<string, unknown> | undefined;
+    const context = world.revalidations.at(-1)?.context as Record<string, unknown> | undefined;
     const want = { threadId, checkpointId: paused.config.checkpointId, node: "charge" };
     if (!context || Object.keys(want).some((key) => context[key] !== want[key as keyof typeof want])) {
       fail(`charge's revalidate() got the context ${show(context)}; expected ${show(want)} among it: the thread, the checkpoint that scheduled the node, and the node.`);

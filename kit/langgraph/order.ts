@@ -29,11 +29,12 @@ export type OrderValues = typeof OrderState.State;
 export class Provider {
   readonly calls: Array<{ service: string; key: string; about: string; deduplicated: boolean }> = [];
 
+  /** Results are numbered per service (`payments#1`): a second real execution shows in the state. */
   call(service: string, key: string, about: string): string {
-    const first = this.calls.findIndex((c) => c.service === service && c.key === key && !c.deduplicated);
-    this.calls.push({ service, key, about, deduplicated: first >= 0 });
     const executed = this.executed(service);
-    return `${service}#${first >= 0 ? executed.findIndex((c) => c.key === key) + 1 : executed.length}`;
+    const earlier = executed.findIndex((c) => c.key === key);
+    this.calls.push({ service, key, about, deduplicated: earlier >= 0 });
+    return `${service}#${earlier >= 0 ? earlier + 1 : executed.length + 1}`;
   }
 
   executed(service: string) {
@@ -47,6 +48,9 @@ export interface OrderProbe {
   crashAfterCharge: boolean;
 }
 
+/** The order's total with 8% tax, rounded to cents. */
+const withTax = (amount: number) => Math.round(amount * 108) / 100;
+
 /** The stable key of the effect this node run performs: the thread and LangGraph's task id. */
 function idempotencyKey(config: LangGraphRunnableConfig): string {
   const info = config.executionInfo;
@@ -57,7 +61,7 @@ function idempotencyKey(config: LangGraphRunnableConfig): string {
 export function buildOrderWorkflow(checkpointer: BaseCheckpointSaver, provider: Provider, probe: OrderProbe = { runs: {}, crashAfterCharge: false }) {
   const ran = (node: string) => void (probe.runs[node] = (probe.runs[node] ?? 0) + 1);
   return new StateGraph(OrderState)
-    .addNode("quote", (state) => (ran("quote"), { total: Math.round(state.amount * 108) / 100 }))
+    .addNode("quote", (state) => (ran("quote"), { total: withTax(state.amount) }))
     .addNode("charge", (state, config) => {
       ran("charge");
       const receipt = provider.call("payments", idempotencyKey(config), `charge ${state.total} for ${state.orderId}`);
@@ -101,7 +105,7 @@ export async function runOrderScenario(checkpointer: BaseCheckpointSaver, thread
     if (snapshot.next.includes("charge")) beforeCharge = snapshot.config;
   }
   if (!beforeCharge) throw new Error("no checkpoint before charge in the history");
-  const forkConfig = await graph.updateState(beforeCharge, { amount: 90, total: Math.round(90 * 108) / 100 });
+  const forkConfig = await graph.updateState(beforeCharge, { amount: 90, total: withTax(90) });
   const forked = (await graph.invoke(null, forkConfig)) as OrderValues;
   log(`forked before charge with amount 90: a new key, a separate charge; ${forked.summary}`);
   const original = (await graph.getState(originalEnd)).values as OrderValues;

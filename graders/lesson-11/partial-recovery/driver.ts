@@ -10,7 +10,7 @@ import type { CheckContext } from "#harness/check.ts";
 import { describeOutcome, inParallel, untilCrash, type CrashOutcome } from "#harness/crash.ts";
 import { failWithSeed as fail, seededRandom } from "#harness/seed.ts";
 import type { LearnerProcess } from "../../../kit/sandbox/learner.ts";
-import { expectedStates, label, Ledger, newDbFile, World, type CrashPoint, type LearnerFixture, type LedgerEntry, type OrderInput, type RecoveryApi, type RunReport, type RunResult, type WorkflowName } from "./fixture.ts";
+import { allCheckpoints, expectedStates, label, Ledger, newDbFile, withStore, World, type CrashPoint, type LearnerFixture, type LedgerEntry, type OrderInput, type RecoveryApi, type RunReport, type RunResult, type WorkflowName } from "./fixture.ts";
 import type { WorkflowOptions } from "./learner-fixture.ts";
 
 const random = seededRandom();
@@ -179,12 +179,16 @@ export function expectEachEffectOnce(ledger: Ledger, services: readonly string[]
   }
 }
 
-export async function expectRejects(run: () => Promise<unknown>, check: (error: unknown) => boolean, what: string): Promise<unknown> {
-  try {
-    await run();
-  } catch (error) {
-    if (!check(error)) fail(`${what}, runWorkflow threw ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}, not the unit's error (RecoveryError or its subclass).`);
-    return error;
-  }
-  return fail(`${what}, runWorkflow resolved; it must reject with the unit's error.`);
+/** The error a call that must be refused rejected with (checked by `check`), or a failure saying what it did instead. */
+export function expectRejects(outcome: CrashOutcome<RunResult>, check: (error: unknown) => boolean, what: string): unknown {
+  if (outcome.kind === "finished") return fail(`${what}, runWorkflow resolved; it must reject with the unit's error.`);
+  if (outcome.kind !== "failed") return fail(`${what}, ${describeOutcome(outcome)}.`);
+  const { error } = outcome;
+  if (!check(error)) fail(`${what}, runWorkflow threw ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}, not the unit's error (RecoveryError or its subclass).`);
+  return error;
+}
+
+/** How many checkpoints the thread's SQLite file holds, read from the trusted side. */
+export function countCheckpoints(thread: ThreadCase): Promise<number> {
+  return withStore(thread.file, async (saver) => (await allCheckpoints(saver, thread.world.threadId)).length);
 }

@@ -96,9 +96,8 @@ export class World {
   taxRate = 108;
   /** order only: the pricing service cannot be reached, so a quote cannot be revalidated. */
   pricingDown = false;
-  /** Every revalidate() call, by node, and the context each got. */
-  readonly revalidations: string[] = [];
-  readonly revalidationContexts: unknown[] = [];
+  /** Every revalidate() call: the node, and the context it got. */
+  readonly revalidations: Array<{ node: string; context: unknown }> = [];
   /** What options.onReport received, in order. */
   readonly reports: RunReport[] = [];
   /** Trusted-side clock (performance.now) of the last call's start, its first node entry and its end. */
@@ -132,8 +131,7 @@ export class World {
       run: (node, state, context) => this.run(node, state, context as Context),
       revalidate: async (node, state, context) => {
         if (this.checkpointCrashDue && this.crash.armed) return this.crash.fire();
-        this.revalidations.push(node);
-        this.revalidationContexts.push(context);
+        this.revalidations.push({ node, context });
         if (this.pricingDown) throw new Error("the pricing service is unavailable");
         return Number(state[(this.options.version ?? 1) === 2 ? "amountDue" : "total"]) === this.quote(state);
       },

@@ -87,9 +87,11 @@ export class RecoveringExecutor<S extends WorkflowState> {
     let state = this.stateAt(position);
     if (this.resumed) this.resumedFrom = position.metadata.source === "fork" ? position.parentConfig!.checkpointId : position.config.checkpointId;
     while (position.checkpoint.next.length > 0) {
-      const stale = await this.staleNode(position, state);
+      // What the step's tasks recorded before a crash (their pending writes): those do not run again.
+      const saved = position.checkpoint.next.map((name) => this.savedOutcome(position, name));
+      const stale = await this.staleNode(position, state, saved);
       if (stale) return { state, status: "stale", checkpointId: position.config.checkpointId, error: stale };
-      const outcomes = await this.runStep(position, state);
+      const outcomes = await this.runStep(position, state, saved);
       const failed = outcomes.find((outcome) => outcome.error !== undefined);
       if (failed) return this.compensate(position, state, failed);
       for (const outcome of outcomes) state = { ...state, ...outcome.update };
@@ -159,9 +161,9 @@ export class RecoveringExecutor<S extends WorkflowState> {
     return update && { node: name, update: update[2] as WorkflowState };
   }
 
-  /** Runs the step's unfinished tasks in parallel; finished ones come from their pending writes. */
-  private async runStep(position: Position, state: S): Promise<TaskOutcome[]> {
-    return Promise.all(position.checkpoint.next.map((name) => this.savedOutcome(position, name) ?? this.runTask(position, state, name)));
+  /** Runs the step's unfinished tasks in parallel; finished ones come from their pending writes (`saved`, in next order). */
+  private async runStep(position: Position, state: S, saved: ReadonlyArray<TaskOutcome | undefined>): Promise<TaskOutcome[]> {
+    return Promise.all(position.checkpoint.next.map((name, index) => saved[index] ?? this.runTask(position, state, name)));
   }
 
   /**
@@ -171,10 +173,10 @@ export class RecoveringExecutor<S extends WorkflowState> {
    * that says no, or cannot tell, is named; the caller stops there, saving nothing, so the thread
    * stays resumable.
    */
-  private async staleNode(position: Position, state: S): Promise<string | undefined> {
-    for (const name of position.checkpoint.next) {
+  private async staleNode(position: Position, state: S, saved: ReadonlyArray<TaskOutcome | undefined>): Promise<string | undefined> {
+    for (const [index, name] of position.checkpoint.next.entries()) {
       const node = this.nodes.get(name)!;
-      if (!node.revalidate || this.revalidated.has(name) || this.savedOutcome(position, name)) continue;
+      if (!node.revalidate || this.revalidated.has(name) || saved[index]) continue;
       this.revalidated.add(name);
       const context = { threadId: this.options.threadId, checkpointId: position.config.checkpointId, node: name };
       let current: boolean;
