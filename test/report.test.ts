@@ -199,13 +199,13 @@ test("the reference's path shows only once the unit is excellent", () => {
   expect(formatUnit(adequate, { color: false, verbose: true })).not.toContain("solutions/");
 });
 
-test("JUnit failures carry a type and a body (message, hint, section, output), without ANSI", () => {
+test("JUnit failures carry a type and a body (message, hint, section, output), without ANSI", async () => {
   const tests = [
     named("first", check("core", "fail"), { message: `${RED}expected 2${RESET}\nsecond line`, output: `${RED}printed${RESET}` }),
     named("second", check("core", "error"), { message: "timed out after 15 s" }),
   ];
   const file = join(mkdtempSync(join(tmpdir(), "ck-junit-unit-")), "r.xml");
-  writeJunit(finishReport(lessonReport([unitResult("serde", tests)])), file);
+  await writeJunit(finishReport(lessonReport([unitResult("serde", tests)])), file);
   const xml = readFileSync(file, "utf8");
   expect(xml).toMatch(/<failure message="expected 2" type="core-check-failed"><!\[CDATA\[expected 2\nsecond line\n\nhint: h\nread: lessons\/lesson-11\/serde\.md#s\n\nyour output:\nprinted\]\]><\/failure>/);
   expect(xml).toMatch(/<error message="timed out after 15 s" type="grading-error"><!\[CDATA\[timed out after 15 s/);

@@ -73,6 +73,8 @@ export interface TestRedis {
   setOutage(on: boolean): void;
   /** Delays each reply to learner connections by up to `maxMs` (seeded), so concurrent writers interleave. */
   setJitter(maxMs: number, random?: () => number): void;
+  /** Turns jitter off and sends every reply it is still delaying now (a check that held a reply until its moment came). */
+  releaseDelayed(): void;
   backend: "ioredis-mock" | "redis-server";
   /** Empties this run's database (real server) or the whole mock, and stops the server. */
   close(): Promise<void>;
@@ -153,6 +155,8 @@ export async function createTestRedis(options: TestRedisOptions = {}): Promise<T
   let connectionCount = 0;
   let outage = false;
   let jitter: { maxMs: number; random: () => number } | undefined;
+  /** Replies jitter is holding back, each with the way to send it at once. */
+  const delayed = new Set<() => void>();
   const sockets = new Set<Socket>();
   const ownSockets = new Set<Socket>();
 
@@ -429,7 +433,17 @@ return __kit_result`;
         return;
       }
       const due = Date.now() + Math.floor(jitter.random() * jitter.maxMs);
-      connection.replies = connection.replies.then(() => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, due - Date.now())))).then(deliver);
+      const wait = () =>
+        new Promise<void>((resolve) => {
+          const send = () => {
+            clearTimeout(timer);
+            delayed.delete(send);
+            resolve();
+          };
+          const timer = setTimeout(send, Math.max(0, due - Date.now()));
+          delayed.add(send);
+        });
+      connection.replies = connection.replies.then(wait).then(deliver);
     };
     let upstream: Socket | undefined;
     if (url) {
@@ -561,6 +575,10 @@ return __kit_result`;
     },
     setJitter(maxMs, random = Math.random) {
       jitter = maxMs > 0 ? { maxMs, random } : undefined;
+    },
+    releaseDelayed() {
+      jitter = undefined;
+      for (const send of [...delayed]) send();
     },
     backend: url ? "redis-server" : "ioredis-mock",
     async close() {

@@ -520,12 +520,13 @@ grader.excellence(
         // The first command of A's acquire runs, then A stalls before its next one.
         const hold = holdNextReply(redis, holdMs);
         const acquiringA = api.acquireLease(clientA, threadId, ttlMs) as Promise<Lease | undefined>;
-        const held = await hold.held;
+        const held = await hold.heldIn(acquiringA, "acquireLease");
         await sleep(ttlMs * 2);
         const holderB = (await api.acquireLease(clientB, threadId, 5_000)) as Lease | undefined;
         const commandsWhenBWasDone = redis.commands.length;
+        // B is done: A's pause ends here.
+        hold.release();
         const holderA = await acquiringA;
-        hold.stop();
         // Valid only if A really was paused until B had its lease; on a very slow machine, hold longer.
         if (redis.commands.slice(held.index + 1, commandsWhenBWasDone).some((c) => c.connection === held.connection && !c.inScript)) {
           if (holdMs > 30_000) throw new Error("grader: could not pause the first acquirer long enough on this machine");

@@ -10,6 +10,7 @@ import { dirname } from "node:path";
 import { findLesson, findUnit, loadManifest, UnknownTargetError } from "../manifest.ts";
 import { abortAll, gradeLesson, newSeed, SandboxUnavailableError } from "../grading/engine.ts";
 import { tierRank, type LessonReport } from "../grading/report.ts";
+import { typescript } from "../grading/typescript.ts";
 import { exercisesTarget, solutionsTarget, submissionTarget, SubmissionError, type GradingTarget } from "../grading/targets.ts";
 import { cleanMessage, finishReport, finishUnit, unitNumber, type Replay } from "../report/finish.ts";
 import { formatSummary, formatUnit, useColor } from "../report/pretty.ts";
@@ -44,6 +45,9 @@ export async function gradeOnce(options: GradeOptions, log: (line: string) => vo
   const color = useColor();
   const seed = options.seed ?? newSeed();
   const replay: Replay = { lesson: lesson.id, seed, targetArgs: targetArgs(options) };
+  // The report quotes each check's code, which takes the TypeScript parser (half a second to load):
+  // it loads while the first units run, once they have been started.
+  const warm = setTimeout(typescript, 300);
   try {
     const report = await gradeLesson({
       lesson: lesson.id,
@@ -63,6 +67,7 @@ export async function gradeOnce(options: GradeOptions, log: (line: string) => vo
     if (target.kind === "exercises") recordReport(finished);
     return finished;
   } finally {
+    clearTimeout(warm);
     target.dispose();
   }
 }
@@ -96,7 +101,7 @@ async function main(argv: string[]): Promise<number> {
     writeReportFile(report, file);
     process.stderr.write(`wrote the JSON report to ${file}\n`);
   }
-  if (options.junit) writeJunit(report, options.junit);
+  if (options.junit) await writeJunit(report, options.junit);
   return meetsMinTier(report, options) ? EXIT_OK : EXIT_BELOW_MIN_TIER;
 }
 

@@ -4,12 +4,13 @@
  * the engine watches progress and kills the group when a check overruns.
  */
 import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
+import { build } from "esbuild";
 import pLimit from "p-limit";
 import { z } from "zod";
 import { KIT_ROOT } from "../../graders/harness/implementation.ts";
@@ -158,7 +159,42 @@ export function resolveSandbox(policy: SandboxPolicy): SandboxMode {
   return "none";
 }
 
-function runUnitProcess(options: GradeUnitOptions, limits: GradeLimits): Promise<ProcessOutcome> {
+let unitProcessEntry: Promise<string> | undefined;
+
+/**
+ * The unit process starts on plain JavaScript: unit-process.ts and the kit files it imports,
+ * bundled once per engine process (packages stay imports, resolved from node_modules). Under a
+ * TypeScript loader every one of Vitest's modules would pass through the loader's hooks, which
+ * cost about half a second per unit here.
+ */
+function compiledUnitProcess(): Promise<string> {
+  unitProcessEntry ??= (async () => {
+    const result = await build({
+      entryPoints: [join(KIT_ROOT, "kit", "grading", "unit-process.ts")],
+      bundle: true,
+      packages: "external",
+      format: "esm",
+      platform: "node",
+      target: "node20",
+      write: false,
+      logLevel: "silent",
+    });
+    const code = result.outputFiles[0]!.contents;
+    const file = join(KIT_ROOT, "node_modules", ".cache", "checkpoint-kit", `unit-process-${createHash("sha256").update(code).digest("hex").slice(0, 16)}.mjs`);
+    if (!existsSync(file)) {
+      mkdirSync(dirname(file), { recursive: true });
+      // Written aside and renamed, so a unit process started by another engine never reads half a file.
+      const partial = `${file}.${process.pid}`;
+      writeFileSync(partial, code);
+      renameSync(partial, file);
+    }
+    return file;
+  })();
+  return unitProcessEntry;
+}
+
+async function runUnitProcess(options: GradeUnitOptions, limits: GradeLimits): Promise<ProcessOutcome> {
+  const entry = await compiledUnitProcess();
   const key = randomBytes(32);
   const grader = relative(KIT_ROOT, unitPaths(options.lesson, options.unit).grader);
   const started = Date.now();
@@ -168,7 +204,7 @@ function runUnitProcess(options: GradeUnitOptions, limits: GradeLimits): Promise
   const sandbox = resolveSandbox(options.sandbox === "require" ? "require" : "auto");
   const child = spawn(
     process.execPath,
-    ["--import", "tsx", "kit/grading/unit-process.ts", grader, String(limits.memoryMb)],
+    [entry, grader, String(limits.memoryMb)],
     {
       cwd: KIT_ROOT,
       detached: true,

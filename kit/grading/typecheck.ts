@@ -6,8 +6,9 @@
  */
 import { readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
-import ts from "typescript";
+import type TS from "typescript";
 import { KIT_ROOT } from "../../graders/harness/implementation.ts";
+import { typescript } from "./typescript.ts";
 
 function sourceFiles(dir: string): string[] {
   let names: string[];
@@ -24,7 +25,8 @@ function sourceFiles(dir: string): string[] {
   });
 }
 
-function compilerOptions(): ts.CompilerOptions {
+function compilerOptions(): TS.CompilerOptions {
+  const ts = typescript();
   const configPath = join(KIT_ROOT, "tsconfig.json");
   const { config } = ts.readConfigFile(configPath, ts.sys.readFile);
   return ts.parseJsonConfigFileContent(config, ts.sys, KIT_ROOT).options;
@@ -39,6 +41,7 @@ const MAX_DIAGNOSTICS = 10;
 export function typecheckUnits(units: Map<string, { dir: string; shownAs: string }>): Map<string, string> {
   const roots = [...units.values()].flatMap(({ dir }) => sourceFiles(dir));
   if (roots.length === 0) return new Map();
+  const ts = typescript();
   const program = ts.createProgram(roots, { ...compilerOptions(), noEmit: true });
   const byUnit = new Map<string, string[]>();
   for (const diagnostic of ts.getPreEmitDiagnostics(program)) {

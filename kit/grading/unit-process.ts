@@ -5,18 +5,22 @@
  * results to the engine on fd 3. The engine owns the time limit:
  * it can kill this whole process group, which a per-test timeout cannot do.
  *
+ * It starts on plain JavaScript, bundled by the engine (compiledUnitProcess), and in the kit's
+ * root as its working folder: the bundle lives in a cache folder, so it cannot find the root from
+ * its own path.
+ *
  * argv: <grader file, relative to the kit root> <worker memory limit in MB>
  * stdin: the signing key (hex), then EOF.
  */
 import { readFileSync, writeSync } from "node:fs";
 import { createVitest } from "vitest/node";
 import type { Reporter, TestModule, SerializedError } from "vitest/node";
-import { KIT_ROOT } from "../../graders/harness/implementation.ts";
 import { RESULT_FD, signLine, type RawCheck, type UnitMessage } from "./channel.ts";
 
 const OUTPUT_CAP = 500;
 type UserConsoleLog = Parameters<NonNullable<Reporter["onUserConsoleLog"]>>[0];
 
+const KIT_ROOT = process.cwd();
 const key = Buffer.from(readFileSync(0, "utf8").trim(), "hex");
 const [graderFile, memoryMb = "768"] = process.argv.slice(2);
 if (!graderFile || key.length < 16) {

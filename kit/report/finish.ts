@@ -7,7 +7,8 @@
  * as the task, i.e. the unit, `output` capped at 500 characters, `test_code`).
  */
 import { existsSync, readFileSync } from "node:fs";
-import ts from "typescript";
+import type TS from "typescript";
+import { typescript } from "../grading/typescript.ts";
 import { loadManifest, unitPaths } from "../manifest.ts";
 import type { CheckResult, LessonReport, UnitResult } from "../grading/report.ts";
 
@@ -94,8 +95,9 @@ export function graderCheckSources(file: string): CheckSources {
   if (cached) return cached;
   const sources = new CheckSources();
   if (existsSync(file)) {
+    const ts = typescript();
     const source = ts.createSourceFile(file, readFileSync(file, "utf8"), ts.ScriptTarget.Latest, true);
-    const visit = (node: ts.Node) => {
+    const visit = (node: TS.Node) => {
       if (
         ts.isCallExpression(node) &&
         ts.isPropertyAccessExpression(node.expression) &&

@@ -3,12 +3,14 @@
  * A failure carries a type, a one-line message and the full text as its body
  * (message, hint, lesson section, the learner's output); no ANSI escapes.
  */
-import junitReportBuilder from "junit-report-builder";
 import type { LessonReport } from "../grading/report.ts";
 import { stripAnsi } from "./finish.ts";
 import { sectionLink } from "./pretty.ts";
 
-export function writeJunit(report: LessonReport, file: string): void {
+export async function writeJunit(report: LessonReport, file: string): Promise<void> {
+  // Loaded only when a JUnit report is asked for: the builder and its XML library take a fifth of
+  // a second to load, which every other grading would pay at start-up.
+  const { default: junitReportBuilder } = await import("junit-report-builder");
   const builder = junitReportBuilder.newBuilder();
   for (const unit of report.units) {
     const suite = builder.testSuite().name(`${report.lesson}/${unit.unit}`).property("tier", unit.tier).property("score", unit.score);

@@ -124,12 +124,13 @@ export function interleave(redis: TestRedis, maxMs = 1): void {
 }
 
 /**
- * Holds the reply to the next learner command (any connection) for `holdMs`: the command has
- * run on the server, but the learner's code is paused before its next one, as if its process
- * stalled (a GC pause, a slow model call). `held` resolves when the hold begins, with the
- * connection and the position of the held command in `redis.commands`.
+ * Holds the reply to the next learner command (any connection) for at most `holdMs`: the command
+ * has run on the server, but the learner's code is paused before its next one, as if its process
+ * stalled (a GC pause, a slow model call). `heldIn(call)` resolves when the hold begins, with the
+ * connection and the position of the held command in `redis.commands`; `release()` sends the held
+ * reply at once, when the check has done what it does during the pause.
  */
-export function holdNextReply(redis: TestRedis, holdMs: number): { held: Promise<{ connection: number; index: number }>; stop(): void } {
+export function holdNextReply(redis: TestRedis, holdMs: number): { heldIn(call: Promise<unknown>, what: string): Promise<{ connection: number; index: number }>; release(): void } {
   const armedAt = redis.commands.length;
   let armed = true;
   let begin!: (at: { connection: number; index: number }) => void;
@@ -141,7 +142,16 @@ export function holdNextReply(redis: TestRedis, holdMs: number): { held: Promise
     begin({ connection: redis.commands[armedAt]!.connection, index: armedAt });
     return 1;
   });
-  return { held, stop: () => redis.setJitter(0) };
+  return {
+    async heldIn(call, what) {
+      // A call that fails, or finishes without a reply from Redis, is reported now rather than waited for.
+      const first = await Promise.race([held, call.then(() => undefined)]);
+      if (first) return first;
+      redis.releaseDelayed();
+      throw new Error(`${what} finished before Redis had answered any command it sent: it must act on Redis, which every holder shares, and wait for its replies.`);
+    },
+    release: () => redis.releaseDelayed(),
+  };
 }
 
 /** Every key the recorded commands from `from` on touched (EVAL keys included). */

@@ -35,12 +35,13 @@ export function registerHiddenChecks(grader: Grader<LockingApi>): void {
           // past its TTL and B takes the lease before A's next command.
           const hold = holdNextReply(redis, ttlMs * 2 + 2_000 * check.slowness);
           const acting = operation === "release" ? holderA.release() : holderA.renew(ttlMs);
-          await hold.held;
+          await hold.heldIn(acting, `${operation}()`);
           await sleep(ttlMs * 2);
           // B's lease must outlive the wait for A's held reply.
           const holderB = (await api.acquireLease(await clientFor(redis, check.learner), threadId, 120_000)) as Lease | undefined;
+          // B has tried: A's pause ends here.
+          hold.release();
           await acting;
-          hold.stop();
           let owner = holderB;
           if (!owner) {
             // A's atomic renew extended its own live lease before the pause: let it lapse, then B takes over.
